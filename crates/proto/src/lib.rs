@@ -1,0 +1,107 @@
+//! The Bedside signaling protocol, version 1: every message that travels over `/v1/signal`,
+//! the stable error codes, roles and typed ids. `docs/signaling.md` is the prose version of
+//! this file; keep them in step.
+
+mod ids;
+mod messages;
+mod role;
+
+pub use ids::{ParticipantId, VisitId};
+pub use messages::{
+    ClientMessage, ErrorCode, IceServer, ParticipantInfo, ServerMessage, TrackInfo, TrackKind,
+    PROTOCOL_VERSION,
+};
+pub use role::{Role, VisitType};
+
+/// The largest signaling message the server accepts, in bytes (DESIGN.md, issue 2).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Why a client message could not be decoded.
+#[derive(Debug)]
+pub enum DecodeError {
+    /// The text is not JSON, or a known message is missing fields.
+    Malformed,
+    /// The JSON is an object whose `type` is not one this version knows.
+    UnknownType,
+}
+
+/// Decodes one client message from a WebSocket text frame, telling an unknown `type` apart
+/// from malformed JSON so the client gets the right error code.
+pub fn decode_client_message(text: &str) -> Result<ClientMessage, DecodeError> {
+    match serde_json::from_str::<ClientMessage>(text) {
+        Ok(msg) => Ok(msg),
+        Err(_) => {
+            #[derive(serde::Deserialize)]
+            struct Tagged<'a> {
+                #[serde(rename = "type", borrow)]
+                kind: std::borrow::Cow<'a, str>,
+            }
+            match serde_json::from_str::<Tagged<'_>>(text) {
+                Ok(t) if !ClientMessage::KNOWN_TYPES.contains(&t.kind.as_ref()) => {
+                    Err(DecodeError::UnknownType)
+                }
+                _ => Err(DecodeError::Malformed),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_join() {
+        let msg = decode_client_message(r#"{"type":"join","v":1,"token":"abc"}"#).unwrap();
+        assert!(matches!(msg, ClientMessage::Join { v: 1, ref token } if token == "abc"));
+    }
+
+    #[test]
+    fn unknown_type_is_told_apart_from_garbage() {
+        assert!(matches!(
+            decode_client_message(r#"{"type":"teleport"}"#),
+            Err(DecodeError::UnknownType)
+        ));
+        assert!(matches!(
+            decode_client_message("{not json"),
+            Err(DecodeError::Malformed)
+        ));
+        // A known type with missing fields is malformed, not unknown.
+        assert!(matches!(
+            decode_client_message(r#"{"type":"offer"}"#),
+            Err(DecodeError::Malformed)
+        ));
+        assert!(matches!(
+            decode_client_message("[]"),
+            Err(DecodeError::Malformed)
+        ));
+    }
+
+    #[test]
+    fn known_types_cover_every_variant() {
+        for text in [
+            r#"{"type":"join","v":1,"token":"t"}"#,
+            r#"{"type":"offer","sdp":"x"}"#,
+            r#"{"type":"answer","sdp":"x"}"#,
+            r#"{"type":"candidate","candidate":"x"}"#,
+            r#"{"type":"leave"}"#,
+            r#"{"type":"ping"}"#,
+        ] {
+            let msg = decode_client_message(text).unwrap();
+            assert!(ClientMessage::KNOWN_TYPES.contains(&msg.type_name()));
+        }
+    }
+
+    #[test]
+    fn error_messages_serialise_with_stable_codes() {
+        let msg = ServerMessage::Error {
+            code: ErrorCode::InvalidToken,
+            message: "the join token is not valid".into(),
+        };
+        let json = serde_json::to_string(&msg).unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"error","code":"invalid_token","message":"the join token is not valid"}"#
+        );
+    }
+}

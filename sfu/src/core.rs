@@ -1,0 +1,325 @@
+//! The forwarding core: which participant receives which published track, and where keyframe
+//! requests go. Plain data in, plain decisions out; no sockets, no clock.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use bedside_proto::{ParticipantId, Role, TrackKind, VisitId};
+
+/// A published track, minted by the [`Forwarder`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TrackId(u64);
+
+impl fmt::Debug for TrackId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "t{}", self.0)
+    }
+}
+
+/// Decides whether a subscriber may receive a publisher's track. Issue "Clinical signaling"
+/// replaces the default with a per-visit-type table from config.
+pub trait RoutingPolicy: Send {
+    fn may_receive(&self, subscriber: Role, publisher: Role, kind: TrackKind) -> bool;
+}
+
+/// Everyone in a visit receives everyone else.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AllToAll;
+
+impl RoutingPolicy for AllToAll {
+    fn may_receive(&self, _: Role, _: Role, _: TrackKind) -> bool {
+        true
+    }
+}
+
+/// A decision for the shell to carry out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Start sending `track` to `subscriber` (needs a renegotiation with the subscriber).
+    Subscribe {
+        subscriber: ParticipantId,
+        track: TrackId,
+        publisher: ParticipantId,
+        kind: TrackKind,
+    },
+    /// Stop sending `track` to `subscriber`.
+    Unsubscribe {
+        subscriber: ParticipantId,
+        track: TrackId,
+    },
+    /// Ask `publisher` for a keyframe on `track`.
+    RequestKeyframe {
+        publisher: ParticipantId,
+        track: TrackId,
+    },
+}
+
+#[derive(Debug)]
+struct PeerEntry {
+    visit: VisitId,
+    role: Role,
+}
+
+#[derive(Debug)]
+struct TrackEntry {
+    publisher: ParticipantId,
+    visit: VisitId,
+    kind: TrackKind,
+    /// Subscribers whose negotiation finished; media flows to these only.
+    active: Vec<ParticipantId>,
+    /// Subscribers still negotiating.
+    pending: Vec<ParticipantId>,
+    last_keyframe_request: Option<Instant>,
+}
+
+/// The forwarding core. See the module docs.
+pub struct Forwarder {
+    policy: Box<dyn RoutingPolicy>,
+    peers: HashMap<ParticipantId, PeerEntry>,
+    tracks: HashMap<TrackId, TrackEntry>,
+    next_track: u64,
+    keyframe_interval: Duration,
+    decisions: VecDeque<Decision>,
+}
+
+impl fmt::Debug for Forwarder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Forwarder")
+            .field("peers", &self.peers.len())
+            .field("tracks", &self.tracks.len())
+            .finish()
+    }
+}
+
+impl Forwarder {
+    /// The shortest gap between two keyframe requests sent to one publisher track: receivers
+    /// ask often after loss, and every keyframe costs the publisher bandwidth.
+    pub const DEFAULT_KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
+
+    pub fn new(policy: Box<dyn RoutingPolicy>) -> Self {
+        Forwarder {
+            policy,
+            peers: HashMap::new(),
+            tracks: HashMap::new(),
+            next_track: 1,
+            keyframe_interval: Self::DEFAULT_KEYFRAME_INTERVAL,
+            decisions: VecDeque::new(),
+        }
+    }
+
+    /// A participant's media session joined `visit`: it is offered every track of the visit
+    /// the policy lets it receive.
+    pub fn handle_peer_joined(
+        &mut self,
+        _now: Instant,
+        peer: ParticipantId,
+        visit: VisitId,
+        role: Role,
+    ) {
+        if self.peers.contains_key(&peer) {
+            return;
+        }
+        let mut subscribe: Vec<(TrackId, ParticipantId, TrackKind)> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| t.visit == visit)
+            .filter(|(_, t)| {
+                let publisher_role = self.peers.get(&t.publisher).map(|p| p.role);
+                publisher_role.is_some_and(|pr| self.policy.may_receive(role, pr, t.kind))
+            })
+            .map(|(id, t)| (*id, t.publisher, t.kind))
+            .collect();
+        subscribe.sort_by_key(|(track, _, _)| *track);
+        self.peers.insert(peer, PeerEntry { visit, role });
+        for (track, publisher, kind) in subscribe {
+            self.subscribe(peer, track, publisher, kind);
+        }
+    }
+
+    /// A participant's media session ended: its tracks are withdrawn from everyone.
+    pub fn handle_peer_left(&mut self, _now: Instant, peer: ParticipantId) {
+        if self.peers.remove(&peer).is_none() {
+            return;
+        }
+        let mut published: Vec<TrackId> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| t.publisher == peer)
+            .map(|(id, _)| *id)
+            .collect();
+        published.sort();
+        for track in published {
+            self.withdraw(track);
+        }
+        for t in self.tracks.values_mut() {
+            t.active.retain(|p| *p != peer);
+            t.pending.retain(|p| *p != peer);
+        }
+    }
+
+    /// `publisher` started sending a track. Returns its id; subscriptions follow as decisions.
+    pub fn handle_track_published(
+        &mut self,
+        _now: Instant,
+        publisher: ParticipantId,
+        kind: TrackKind,
+    ) -> Option<TrackId> {
+        let entry = self.peers.get(&publisher)?;
+        let visit = entry.visit.clone();
+        let publisher_role = entry.role;
+        let track = TrackId(self.next_track);
+        self.next_track += 1;
+        self.tracks.insert(
+            track,
+            TrackEntry {
+                publisher,
+                visit: visit.clone(),
+                kind,
+                active: Vec::new(),
+                pending: Vec::new(),
+                last_keyframe_request: None,
+            },
+        );
+        let mut subscribers: Vec<ParticipantId> = self
+            .peers
+            .iter()
+            .filter(|(id, p)| **id != publisher && p.visit == visit)
+            .filter(|(_, p)| self.policy.may_receive(p.role, publisher_role, kind))
+            .map(|(id, _)| *id)
+            .collect();
+        subscribers.sort();
+        for s in subscribers {
+            self.subscribe(s, track, publisher, kind);
+        }
+        Some(track)
+    }
+
+    /// The publisher stopped sending `track`.
+    pub fn handle_track_unpublished(&mut self, _now: Instant, track: TrackId) {
+        self.withdraw(track);
+    }
+
+    /// The subscriber accepted the renegotiation that carries `track`: media may flow, and a
+    /// video subscriber needs a keyframe to start decoding.
+    pub fn handle_subscription_active(
+        &mut self,
+        now: Instant,
+        subscriber: ParticipantId,
+        track: TrackId,
+    ) {
+        let Some(t) = self.tracks.get_mut(&track) else {
+            return;
+        };
+        let Some(pos) = t.pending.iter().position(|p| *p == subscriber) else {
+            return;
+        };
+        t.pending.swap_remove(pos);
+        t.active.push(subscriber);
+        if t.kind == TrackKind::Video {
+            // A new subscriber cannot decode anything before a keyframe: not throttled.
+            t.last_keyframe_request = Some(now);
+            self.decisions.push_back(Decision::RequestKeyframe {
+                publisher: t.publisher,
+                track,
+            });
+        }
+    }
+
+    /// A subscriber asked for a keyframe (PLI/FIR). Only subscribers of the track are heard;
+    /// requests closer together than the keyframe interval are merged.
+    pub fn handle_keyframe_request(
+        &mut self,
+        now: Instant,
+        subscriber: ParticipantId,
+        track: TrackId,
+    ) {
+        let is_subscriber = self
+            .tracks
+            .get(&track)
+            .is_some_and(|t| t.active.contains(&subscriber));
+        if is_subscriber {
+            self.request_keyframe(now, track);
+        }
+    }
+
+    /// The publisher's stream has a gap the receivers cannot repair (loss beyond NACK).
+    pub fn handle_discontinuity(&mut self, now: Instant, track: TrackId) {
+        self.request_keyframe(now, track);
+    }
+
+    /// The subscribers that receive `track` now (the hot path: no allocation).
+    pub fn receivers(&self, track: TrackId) -> &[ParticipantId] {
+        self.tracks
+            .get(&track)
+            .map(|t| t.active.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// The next decision for the shell, if any.
+    pub fn poll_decision(&mut self) -> Option<Decision> {
+        self.decisions.pop_front()
+    }
+
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    pub fn track_count(&self) -> usize {
+        self.tracks.len()
+    }
+
+    fn subscribe(
+        &mut self,
+        subscriber: ParticipantId,
+        track: TrackId,
+        publisher: ParticipantId,
+        kind: TrackKind,
+    ) {
+        if let Some(t) = self.tracks.get_mut(&track) {
+            t.pending.push(subscriber);
+        }
+        self.decisions.push_back(Decision::Subscribe {
+            subscriber,
+            track,
+            publisher,
+            kind,
+        });
+    }
+
+    fn withdraw(&mut self, track: TrackId) {
+        let Some(t) = self.tracks.remove(&track) else {
+            return;
+        };
+        let mut subs: Vec<ParticipantId> = t.active.into_iter().chain(t.pending).collect();
+        subs.sort();
+        for subscriber in subs {
+            if self.peers.contains_key(&subscriber) {
+                self.decisions
+                    .push_back(Decision::Unsubscribe { subscriber, track });
+            }
+        }
+    }
+
+    fn request_keyframe(&mut self, now: Instant, track: TrackId) {
+        let Some(t) = self.tracks.get_mut(&track) else {
+            return;
+        };
+        if t.kind != TrackKind::Video {
+            return;
+        }
+        if let Some(last) = t.last_keyframe_request {
+            if now.saturating_duration_since(last) < self.keyframe_interval {
+                return;
+            }
+        }
+        t.last_keyframe_request = Some(now);
+        self.decisions.push_back(Decision::RequestKeyframe {
+            publisher: t.publisher,
+            track,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;

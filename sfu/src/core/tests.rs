@@ -1,0 +1,295 @@
+use super::*;
+
+fn p(n: u64) -> ParticipantId {
+    ParticipantId::from_raw(n)
+}
+
+fn visit(name: &str) -> VisitId {
+    VisitId::new(name)
+}
+
+fn drain(f: &mut Forwarder) -> Vec<Decision> {
+    std::iter::from_fn(|| f.poll_decision()).collect()
+}
+
+/// Accepts every pending subscription, as a client answering the renegotiation would.
+fn accept_all(f: &mut Forwarder, now: Instant) -> Vec<Decision> {
+    let decisions = drain(f);
+    for d in &decisions {
+        if let Decision::Subscribe {
+            subscriber, track, ..
+        } = d
+        {
+            f.handle_subscription_active(now, *subscriber, *track);
+        }
+    }
+    decisions
+}
+
+#[test]
+fn three_participants_receive_each_other_and_never_another_visit() {
+    let now = Instant::now();
+    let mut f = Forwarder::new(Box::new(AllToAll));
+    let a = visit("a");
+    let b = visit("b");
+    f.handle_peer_joined(now, p(1), a.clone(), Role::Provider);
+    f.handle_peer_joined(now, p(2), a.clone(), Role::Patient);
+    f.handle_peer_joined(now, p(4), b.clone(), Role::Patient);
+    let t1 = f
+        .handle_track_published(now, p(1), TrackKind::Video)
+        .unwrap();
+    let t2 = f
+        .handle_track_published(now, p(2), TrackKind::Audio)
+        .unwrap();
+    let t4 = f
+        .handle_track_published(now, p(4), TrackKind::Video)
+        .unwrap();
+    // A late joiner is offered what is already published in its visit.
+    f.handle_peer_joined(now, p(3), a.clone(), Role::Caregiver);
+    let t3 = f
+        .handle_track_published(now, p(3), TrackKind::Video)
+        .unwrap();
+    accept_all(&mut f, now);
+
+    assert_eq!(sorted(f.receivers(t1)), vec![p(2), p(3)]);
+    assert_eq!(sorted(f.receivers(t2)), vec![p(1), p(3)]);
+    assert_eq!(sorted(f.receivers(t3)), vec![p(1), p(2)]);
+    assert!(f.receivers(t4).is_empty(), "nobody else is in visit b");
+}
+
+fn sorted(s: &[ParticipantId]) -> Vec<ParticipantId> {
+    let mut v = s.to_vec();
+    v.sort();
+    v
+}
+
+#[test]
+fn media_flows_only_after_the_subscriber_accepted() {
+    let now = Instant::now();
+    let mut f = Forwarder::new(Box::new(AllToAll));
+    f.handle_peer_joined(now, p(1), visit("v"), Role::Provider);
+    f.handle_peer_joined(now, p(2), visit("v"), Role::Patient);
+    let t = f
+        .handle_track_published(now, p(1), TrackKind::Video)
+        .unwrap();
+    assert_eq!(
+        drain(&mut f),
+        vec![Decision::Subscribe {
+            subscriber: p(2),
+            track: t,
+            publisher: p(1),
+            kind: TrackKind::Video
+        }]
+    );
+    assert!(f.receivers(t).is_empty());
+    f.handle_subscription_active(now, p(2), t);
+    assert_eq!(f.receivers(t), &[p(2)]);
+    // The new video subscriber needs a keyframe at once.
+    assert_eq!(
+        drain(&mut f),
+        vec![Decision::RequestKeyframe {
+            publisher: p(1),
+            track: t
+        }]
+    );
+}
+
+#[test]
+fn leaving_withdraws_tracks_from_everyone() {
+    let now = Instant::now();
+    let mut f = Forwarder::new(Box::new(AllToAll));
+    for n in 1..=3 {
+        f.handle_peer_joined(now, p(n), visit("v"), Role::Patient);
+    }
+    let t1a = f
+        .handle_track_published(now, p(1), TrackKind::Audio)
+        .unwrap();
+    let t2v = f
+        .handle_track_published(now, p(2), TrackKind::Video)
+        .unwrap();
+    accept_all(&mut f, now);
+    drain(&mut f);
+
+    f.handle_peer_left(now, p(1));
+    let mut d = drain(&mut f);
+    d.sort_by_key(|d| format!("{d:?}"));
+    assert_eq!(
+        d,
+        vec![
+            Decision::Unsubscribe {
+                subscriber: p(2),
+                track: t1a
+            },
+            Decision::Unsubscribe {
+                subscriber: p(3),
+                track: t1a
+            },
+        ]
+    );
+    assert!(f.receivers(t1a).is_empty());
+    assert_eq!(f.receivers(t2v), &[p(3)], "p1 no longer receives p2");
+    assert_eq!(f.track_count(), 1);
+}
+
+#[test]
+fn keyframe_requests_are_throttled_per_track_on_simulated_time() {
+    let t0 = Instant::now();
+    let mut f = Forwarder::new(Box::new(AllToAll));
+    f.handle_peer_joined(t0, p(1), visit("v"), Role::Provider);
+    f.handle_peer_joined(t0, p(2), visit("v"), Role::Patient);
+    f.handle_peer_joined(t0, p(3), visit("v"), Role::Patient);
+    let t = f
+        .handle_track_published(t0, p(1), TrackKind::Video)
+        .unwrap();
+    accept_all(&mut f, t0);
+    drain(&mut f);
+
+    let ms = Duration::from_millis;
+    // Within the interval after the subscription's own request: merged.
+    f.handle_keyframe_request(t0 + ms(100), p(2), t);
+    f.handle_keyframe_request(t0 + ms(200), p(3), t);
+    assert!(drain(&mut f).is_empty());
+    // After it: one request goes through, the next one close behind is merged again.
+    f.handle_keyframe_request(t0 + ms(600), p(2), t);
+    f.handle_keyframe_request(t0 + ms(700), p(3), t);
+    assert_eq!(
+        drain(&mut f),
+        vec![Decision::RequestKeyframe {
+            publisher: p(1),
+            track: t
+        }]
+    );
+    f.handle_discontinuity(t0 + ms(1200), t);
+    assert_eq!(drain(&mut f).len(), 1);
+}
+
+#[test]
+fn keyframe_requests_from_non_subscribers_and_for_audio_are_ignored() {
+    let now = Instant::now();
+    let mut f = Forwarder::new(Box::new(AllToAll));
+    f.handle_peer_joined(now, p(1), visit("v"), Role::Provider);
+    f.handle_peer_joined(now, p(9), visit("other"), Role::Patient);
+    let v = f
+        .handle_track_published(now, p(1), TrackKind::Video)
+        .unwrap();
+    let a = f
+        .handle_track_published(now, p(1), TrackKind::Audio)
+        .unwrap();
+    f.handle_keyframe_request(now, p(9), v);
+    f.handle_discontinuity(now, a);
+    assert!(drain(&mut f).is_empty());
+}
+
+struct NoPatientVideo;
+
+impl RoutingPolicy for NoPatientVideo {
+    fn may_receive(&self, subscriber: Role, publisher: Role, kind: TrackKind) -> bool {
+        !(subscriber == Role::Patient && publisher == Role::Patient && kind == TrackKind::Video)
+    }
+}
+
+#[test]
+fn the_policy_decides_who_is_offered_what() {
+    let now = Instant::now();
+    let mut f = Forwarder::new(Box::new(NoPatientVideo));
+    f.handle_peer_joined(now, p(1), visit("g"), Role::Provider);
+    f.handle_peer_joined(now, p(2), visit("g"), Role::Patient);
+    let pv = f
+        .handle_track_published(now, p(2), TrackKind::Video)
+        .unwrap();
+    let pa = f
+        .handle_track_published(now, p(2), TrackKind::Audio)
+        .unwrap();
+    f.handle_peer_joined(now, p(3), visit("g"), Role::Patient);
+    accept_all(&mut f, now);
+    assert_eq!(sorted(f.receivers(pa)), vec![p(1), p(3)]);
+    assert_eq!(f.receivers(pv), &[p(1)]);
+}
+
+#[test]
+fn unknown_ids_and_repeats_are_harmless() {
+    let now = Instant::now();
+    let mut f = Forwarder::new(Box::new(AllToAll));
+    assert!(f
+        .handle_track_published(now, p(7), TrackKind::Audio)
+        .is_none());
+    f.handle_peer_left(now, p(7));
+    f.handle_subscription_active(now, p(7), TrackId(42));
+    f.handle_track_unpublished(now, TrackId(42));
+    f.handle_peer_joined(now, p(1), visit("v"), Role::Provider);
+    f.handle_peer_joined(now, p(1), visit("w"), Role::Provider);
+    assert_eq!(f.peer_count(), 1);
+    assert!(drain(&mut f).is_empty());
+}
+
+/// A seeded random walk of joins, leaves, publications and acceptances across three visits:
+/// after every step, no track is routed outside its visit or back to its publisher, and every
+/// receiver is a live participant.
+#[test]
+fn simulation_never_routes_across_visits() {
+    let mut rng = 0x9E37_79B9_7F4A_7C15_u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let t0 = Instant::now();
+    let mut f = Forwarder::new(Box::new(AllToAll));
+    let mut live: HashMap<ParticipantId, VisitId> = HashMap::new();
+    let mut published: Vec<(TrackId, ParticipantId)> = Vec::new();
+    let mut pending: Vec<(ParticipantId, TrackId)> = Vec::new();
+    for step in 0..5_000u64 {
+        let now = t0 + Duration::from_millis(step * 10);
+        let id = p(next() % 12);
+        match next() % 5 {
+            0 => {
+                let v = visit(["x", "y", "z"][(next() % 3) as usize]);
+                live.entry(id).or_insert_with(|| v.clone());
+                f.handle_peer_joined(now, id, v, Role::Patient);
+            }
+            1 => {
+                live.remove(&id);
+                published.retain(|(_, owner)| *owner != id);
+                f.handle_peer_left(now, id);
+            }
+            2 => {
+                let kind = if next() % 2 == 0 {
+                    TrackKind::Audio
+                } else {
+                    TrackKind::Video
+                };
+                if let Some(t) = f.handle_track_published(now, id, kind) {
+                    published.push((t, id));
+                }
+            }
+            3 => {
+                if let Some((s, t)) = pending.pop() {
+                    f.handle_subscription_active(now, s, t);
+                }
+            }
+            _ => {
+                if let Some((t, _)) = published.get((next() % 8) as usize).copied() {
+                    f.handle_keyframe_request(now, id, t);
+                }
+            }
+        }
+        while let Some(d) = f.poll_decision() {
+            if let Decision::Subscribe {
+                subscriber, track, ..
+            } = d
+            {
+                pending.push((subscriber, track));
+            }
+        }
+        for (t, owner) in &published {
+            for r in f.receivers(*t) {
+                assert_ne!(
+                    r, owner,
+                    "step {step}: a track routed back to its publisher"
+                );
+                assert_eq!(live.get(r), live.get(owner), "step {step}: crossed visits");
+            }
+        }
+    }
+}

@@ -1,0 +1,898 @@
+//! The async shell around the forwarding core: one UDP socket shared by every peer, one
+//! `str0m::Rtc` per peer, all owned by a single media thread (STYLE.md 2). Signaling talks to it
+//! through [`Sfu`], a cheap handle that sends commands; the engine answers each peer through
+//! that peer's event channel, so answers and server offers reach the client in order.
+
+mod peer;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io;
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use bedside_proto::{ParticipantId, Role, TrackInfo, TrackKind, VisitId};
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::media::{KeyframeRequestKind, MediaData, MediaKind, Mid};
+use str0m::net::{DatagramRecv, Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use crate::core::{AllToAll, Decision, Forwarder};
+use crate::metrics::SfuMetrics;
+use peer::Peer;
+
+/// Where the media engine listens and what it advertises.
+#[derive(Debug, Clone)]
+pub struct SfuConfig {
+    /// The UDP socket every peer shares. Port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// Addresses put in host candidates. Empty: the bound address (which must then be a
+    /// specific address, not `0.0.0.0`). A port of 0 means "the bound port".
+    pub advertise: Vec<SocketAddr>,
+}
+
+/// What the engine tells a peer's signaling session.
+#[derive(Debug, Clone)]
+pub enum PeerEvent {
+    /// The answer to the client's offer.
+    Answer { sdp: String },
+    /// A server-driven renegotiation.
+    Offer { sdp: String, tracks: Vec<TrackInfo> },
+    /// ICE and DTLS are up.
+    Connected,
+    /// The engine ended this peer (ICE failure, DTLS close, internal error).
+    Closed { reason: CloseReason },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// ICE lost the client or the client closed DTLS.
+    Disconnected,
+    /// An internal error of the media engine ended this peer (other peers are unaffected).
+    Internal,
+}
+
+/// Errors of a media command. Safe to show to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum SfuError {
+    #[error("the SDP could not be parsed or negotiated")]
+    InvalidSdp,
+    #[error("a negotiation is already in progress")]
+    NegotiationState,
+    #[error("the ICE candidate could not be parsed")]
+    InvalidCandidate,
+    #[error("the media session does not exist")]
+    UnknownPeer,
+    #[error("the media session exists already")]
+    DuplicatePeer,
+    #[error("the media engine has stopped")]
+    EngineGone,
+}
+
+enum Command {
+    AddPeer {
+        id: ParticipantId,
+        visit: VisitId,
+        role: Role,
+        offer: String,
+        events: mpsc::UnboundedSender<PeerEvent>,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
+    ClientOffer {
+        id: ParticipantId,
+        offer: String,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
+    ClientAnswer {
+        id: ParticipantId,
+        answer: String,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
+    Candidate {
+        id: ParticipantId,
+        candidate: String,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
+    RemovePeer {
+        id: ParticipantId,
+    },
+    #[cfg(test)]
+    Panic {
+        id: ParticipantId,
+    },
+}
+
+/// A handle to the media engine. Cloning is cheap; the engine stops when every handle is gone.
+#[derive(Clone, Debug)]
+pub struct Sfu {
+    tx: mpsc::UnboundedSender<Command>,
+    local_addr: SocketAddr,
+}
+
+impl Sfu {
+    /// Binds the media socket and starts the media thread.
+    pub fn start(config: SfuConfig, metrics: SfuMetrics) -> io::Result<Sfu> {
+        let std_socket = std::net::UdpSocket::bind(config.bind)?;
+        std_socket.set_nonblocking(true)?;
+        let local_addr = std_socket.local_addr()?;
+        let mut advertise: Vec<SocketAddr> = config
+            .advertise
+            .iter()
+            .map(|a| {
+                let mut a = *a;
+                if a.port() == 0 {
+                    a.set_port(local_addr.port());
+                }
+                a
+            })
+            .collect();
+        if advertise.is_empty() {
+            if local_addr.ip().is_unspecified() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "media bind address is unspecified (0.0.0.0 or ::): set the addresses to advertise",
+                ));
+            }
+            advertise.push(local_addr);
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        std::thread::Builder::new()
+            .name("bedside-media".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a current-thread runtime builds with I/O and time enabled");
+                rt.block_on(async move {
+                    let socket = match UdpSocket::from_std(std_socket) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            warn!(error = %e, "media socket could not be registered");
+                            return;
+                        }
+                    };
+                    Engine::new(local_addr, advertise, metrics)
+                        .run(socket, rx)
+                        .await;
+                });
+            })?;
+        Ok(Sfu { tx, local_addr })
+    }
+
+    /// The bound media socket address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Creates a peer from the client's first offer. The answer arrives as
+    /// [`PeerEvent::Answer`] on `events`, followed by any server offers.
+    pub async fn add_peer(
+        &self,
+        id: ParticipantId,
+        visit: VisitId,
+        role: Role,
+        offer: String,
+        events: mpsc::UnboundedSender<PeerEvent>,
+    ) -> Result<(), SfuError> {
+        self.call(|reply| Command::AddPeer {
+            id,
+            visit,
+            role,
+            offer,
+            events,
+            reply,
+        })
+        .await
+    }
+
+    /// A later offer from the client; answered as [`PeerEvent::Answer`].
+    pub async fn client_offer(&self, id: ParticipantId, offer: String) -> Result<(), SfuError> {
+        self.call(|reply| Command::ClientOffer { id, offer, reply })
+            .await
+    }
+
+    /// The client's answer to the last [`PeerEvent::Offer`].
+    pub async fn client_answer(&self, id: ParticipantId, answer: String) -> Result<(), SfuError> {
+        self.call(|reply| Command::ClientAnswer { id, answer, reply })
+            .await
+    }
+
+    /// A trickled remote candidate (`candidate:…`, with or without `a=`).
+    pub async fn add_candidate(
+        &self,
+        id: ParticipantId,
+        candidate: String,
+    ) -> Result<(), SfuError> {
+        self.call(|reply| Command::Candidate {
+            id,
+            candidate,
+            reply,
+        })
+        .await
+    }
+
+    /// Ends a peer (the participant left or its signaling session ended).
+    pub fn remove_peer(&self, id: ParticipantId) {
+        let _ = self.tx.send(Command::RemovePeer { id });
+    }
+
+    async fn call(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<(), SfuError>>) -> Command,
+    ) -> Result<(), SfuError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .map_err(|_| SfuError::EngineGone)?;
+        rx.await.map_err(|_| SfuError::EngineGone)?
+    }
+
+    #[cfg(test)]
+    fn inject_panic(&self, id: ParticipantId) {
+        let _ = self.tx.send(Command::Panic { id });
+    }
+}
+
+/// A str0m call panicked: that peer is ended, the engine goes on.
+struct Panicked;
+
+fn guard<R>(peer: &mut Peer, f: impl FnOnce(&mut Peer) -> R) -> Result<R, Panicked> {
+    catch_unwind(AssertUnwindSafe(|| f(peer))).map_err(|_| Panicked)
+}
+
+enum Wake {
+    Command(Option<Command>),
+    Datagram(io::Result<(usize, SocketAddr)>),
+    Timer,
+}
+
+struct Engine {
+    local_addr: SocketAddr,
+    advertise: Vec<SocketAddr>,
+    metrics: SfuMetrics,
+    forwarder: Forwarder,
+    peers: HashMap<ParticipantId, Peer>,
+    by_addr: HashMap<SocketAddr, ParticipantId>,
+    timers: BinaryHeap<Reverse<(Instant, ParticipantId)>>,
+    dirty: Vec<ParticipantId>,
+    doomed: Vec<(ParticipantId, CloseReason)>,
+    outgoing: Vec<(SocketAddr, Vec<u8>)>,
+}
+
+const MAX_DATAGRAM: usize = 2048;
+const RECV_BATCH: usize = 64;
+
+impl Engine {
+    fn new(local_addr: SocketAddr, advertise: Vec<SocketAddr>, metrics: SfuMetrics) -> Self {
+        Engine {
+            local_addr,
+            advertise,
+            metrics,
+            forwarder: Forwarder::new(Box::new(AllToAll)),
+            peers: HashMap::new(),
+            by_addr: HashMap::new(),
+            timers: BinaryHeap::new(),
+            dirty: Vec::new(),
+            doomed: Vec::new(),
+            outgoing: Vec::new(),
+        }
+    }
+
+    async fn run(mut self, socket: UdpSocket, mut rx: mpsc::UnboundedReceiver<Command>) {
+        info!(media_port = self.local_addr.port(), "media engine started");
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        loop {
+            let deadline = self.next_deadline();
+            let wake = tokio::select! {
+                cmd = rx.recv() => Wake::Command(cmd),
+                r = socket.recv_from(&mut buf) => Wake::Datagram(r),
+                _ = tokio::time::sleep_until(deadline.into()) => Wake::Timer,
+            };
+            match wake {
+                Wake::Command(None) => break,
+                Wake::Command(Some(cmd)) => self.handle_command(Instant::now(), cmd),
+                Wake::Datagram(r) => {
+                    let mut r = r;
+                    for _ in 0..RECV_BATCH {
+                        match r {
+                            Ok((n, source)) => {
+                                self.handle_datagram(Instant::now(), source, &buf[..n])
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                            // ICMP errors surface as ConnectionRefused etc. on some systems.
+                            Err(e) => debug!(error = %e, "media socket receive error"),
+                        }
+                        r = socket.try_recv_from(&mut buf);
+                    }
+                }
+                Wake::Timer => {}
+            }
+            let now = Instant::now();
+            self.fire_timers(now);
+            self.drain(now);
+            for (dest, data) in self.outgoing.drain(..) {
+                if let Err(e) = socket.try_send_to(&data, dest) {
+                    if e.kind() == io::ErrorKind::WouldBlock {
+                        self.metrics
+                            .dropped_datagrams
+                            .with_label_values(&["send_full"])
+                            .inc();
+                    }
+                }
+            }
+        }
+        info!("media engine stopped");
+    }
+
+    fn next_deadline(&mut self) -> Instant {
+        let fallback = Instant::now() + Duration::from_secs(1);
+        while let Some(Reverse((t, id))) = self.timers.peek().copied() {
+            match self.peers.get(&id) {
+                Some(p) if p.next_timeout == t => return t.min(fallback),
+                _ => {
+                    self.timers.pop();
+                }
+            }
+        }
+        fallback
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some(Reverse((t, id))) = self.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(peer) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            if peer.next_timeout != t {
+                continue;
+            }
+            match guard(peer, |p| p.rtc.handle_input(Input::Timeout(now))) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    debug!(participant = %id, error = %e, "peer timeout handling failed");
+                    self.doomed.push((id, CloseReason::Disconnected));
+                }
+                Err(Panicked) => self.doomed.push((id, CloseReason::Internal)),
+            }
+            self.mark_dirty(id);
+        }
+    }
+
+    fn mark_dirty(&mut self, id: ParticipantId) {
+        if !self.dirty.contains(&id) {
+            self.dirty.push(id);
+        }
+    }
+
+    fn handle_datagram(&mut self, now: Instant, source: SocketAddr, data: &[u8]) {
+        self.metrics.received_datagrams.inc();
+        let Ok(contents) = DatagramRecv::try_from(data) else {
+            self.drop_datagram("malformed");
+            return;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: self.advertise[0],
+                contents,
+            },
+        );
+        let known = self
+            .by_addr
+            .get(&source)
+            .copied()
+            .filter(|id| self.peers.get(id).is_some_and(|p| p.rtc.accepts(&input)));
+        // Only STUN (first byte 0..=3, RFC 7983) may come from a new address: ICE checks find
+        // the peer by username fragment. Anything else from an unknown address is dropped
+        // without a scan, so garbage floods cost O(1) each.
+        let target = known.or_else(|| {
+            if data.first().is_some_and(|b| *b <= 3) {
+                self.peers
+                    .iter()
+                    .find(|(_, p)| p.rtc.accepts(&input))
+                    .map(|(id, _)| *id)
+            } else {
+                None
+            }
+        });
+        let Some(id) = target else {
+            self.drop_datagram("unmatched");
+            return;
+        };
+        if known.is_none() {
+            self.by_addr.insert(source, id);
+        }
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        match guard(peer, |p| p.rtc.handle_input(input)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                // str0m refuses input it cannot use (e.g. a bad SRTP packet) with an error;
+                // that is the peer's garbage, not a reason to end the session.
+                debug!(participant = %id, error = %e, "peer input rejected");
+                self.drop_datagram("rejected");
+            }
+            Err(Panicked) => self.doomed.push((id, CloseReason::Internal)),
+        }
+        self.mark_dirty(id);
+    }
+
+    fn drop_datagram(&self, reason: &str) {
+        self.metrics
+            .dropped_datagrams
+            .with_label_values(&[reason])
+            .inc();
+    }
+
+    fn handle_command(&mut self, now: Instant, cmd: Command) {
+        match cmd {
+            Command::AddPeer {
+                id,
+                visit,
+                role,
+                offer,
+                events,
+                reply,
+            } => {
+                let _ = reply.send(self.add_peer(now, id, visit, role, offer, events));
+            }
+            Command::ClientOffer { id, offer, reply } => {
+                let _ = reply.send(self.client_offer(now, id, offer));
+            }
+            Command::ClientAnswer { id, answer, reply } => {
+                let _ = reply.send(self.client_answer(now, id, answer));
+            }
+            Command::Candidate {
+                id,
+                candidate,
+                reply,
+            } => {
+                let _ = reply.send(self.add_candidate(id, &candidate));
+            }
+            Command::RemovePeer { id } => self.remove_peer(now, id, None),
+            #[cfg(test)]
+            Command::Panic { id } => {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    if guard(peer, |_| panic!("injected by a test")).is_err() {
+                        self.doomed.push((id, CloseReason::Internal));
+                    }
+                }
+            }
+        }
+    }
+
+    fn add_peer(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        visit: VisitId,
+        role: Role,
+        offer: String,
+        events: mpsc::UnboundedSender<PeerEvent>,
+    ) -> Result<(), SfuError> {
+        if self.peers.contains_key(&id) {
+            return Err(SfuError::DuplicatePeer);
+        }
+        let offer = SdpOffer::from_sdp_string(&offer).map_err(|_| SfuError::InvalidSdp)?;
+        let advertise = self.advertise.clone();
+        let built = catch_unwind(AssertUnwindSafe(move || {
+            let mut rtc = Rtc::builder().build(now);
+            for addr in advertise {
+                if let Ok(c) = Candidate::host(addr, "udp") {
+                    rtc.add_local_candidate(c);
+                }
+            }
+            rtc.sdp_api()
+                .accept_offer(offer)
+                .map(|answer| (rtc, answer))
+        }));
+        let (rtc, answer) = match built {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => {
+                debug!(participant = %id, error = %e, "offer refused");
+                return Err(SfuError::InvalidSdp);
+            }
+            Err(_) => {
+                self.metrics.peer_panics.inc();
+                return Err(SfuError::InvalidSdp);
+            }
+        };
+        let answer = answer.to_sdp_string();
+        let _ = events.send(PeerEvent::Answer {
+            sdp: answer.clone(),
+        });
+        let mut peer = Peer::new(rtc, events, now);
+        peer.negotiation_ready = true;
+        self.peers.insert(id, peer);
+        self.metrics.peers.set(self.peers.len() as i64);
+        self.forwarder.handle_peer_joined(now, id, visit, role);
+        self.publish_negotiated(now, id, &answer);
+        self.apply_decisions(now);
+        self.mark_dirty(id);
+        info!(participant = %id, "media peer added");
+        Ok(())
+    }
+
+    fn client_offer(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        offer: String,
+    ) -> Result<(), SfuError> {
+        let offer = SdpOffer::from_sdp_string(&offer).map_err(|_| SfuError::InvalidSdp)?;
+        let peer = self.peers.get_mut(&id).ok_or(SfuError::UnknownPeer)?;
+        if peer.pending_offer.is_some() {
+            return Err(SfuError::NegotiationState);
+        }
+        let answer = match guard(peer, |p| p.rtc.sdp_api().accept_offer(offer)) {
+            Ok(Ok(a)) => a,
+            Ok(Err(_)) => return Err(SfuError::InvalidSdp),
+            Err(Panicked) => {
+                self.doomed.push((id, CloseReason::Internal));
+                return Err(SfuError::InvalidSdp);
+            }
+        };
+        let answer = answer.to_sdp_string();
+        let _ = peer.events.send(PeerEvent::Answer {
+            sdp: answer.clone(),
+        });
+        self.publish_negotiated(now, id, &answer);
+        self.apply_decisions(now);
+        self.mark_dirty(id);
+        Ok(())
+    }
+
+    fn client_answer(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        answer: String,
+    ) -> Result<(), SfuError> {
+        let answer = SdpAnswer::from_sdp_string(&answer).map_err(|_| SfuError::InvalidSdp)?;
+        let peer = self.peers.get_mut(&id).ok_or(SfuError::UnknownPeer)?;
+        if peer.pending_offer.is_none() {
+            return Err(SfuError::NegotiationState);
+        }
+        let opened = match guard(peer, |p| p.accept_answer(answer)) {
+            Ok(Ok(opened)) => opened,
+            Ok(Err(e)) => {
+                // The pending offer is consumed either way: a client that cannot answer our
+                // offer cannot continue on this session.
+                debug!(participant = %id, error = %e, "answer refused");
+                self.doomed.push((id, CloseReason::Disconnected));
+                return Err(SfuError::InvalidSdp);
+            }
+            Err(Panicked) => {
+                self.doomed.push((id, CloseReason::Internal));
+                return Err(SfuError::InvalidSdp);
+            }
+        };
+        for track in opened {
+            self.forwarder.handle_subscription_active(now, id, track);
+        }
+        self.apply_decisions(now);
+        self.mark_dirty(id);
+        Ok(())
+    }
+
+    fn add_candidate(&mut self, id: ParticipantId, candidate: &str) -> Result<(), SfuError> {
+        let peer = self.peers.get_mut(&id).ok_or(SfuError::UnknownPeer)?;
+        let text = candidate.trim().trim_start_matches("a=");
+        if text.is_empty() {
+            return Ok(()); // end of candidates
+        }
+        // Browsers may hide host addresses behind mDNS names, which this server cannot
+        // resolve; the peer-reflexive candidate from its checks works instead.
+        if text
+            .split_whitespace()
+            .nth(4)
+            .is_some_and(|a| a.ends_with(".local"))
+        {
+            return Ok(());
+        }
+        let c = Candidate::from_sdp_string(text).map_err(|_| SfuError::InvalidCandidate)?;
+        match guard(peer, |p| p.rtc.add_remote_candidate(c)) {
+            Ok(()) => {}
+            Err(Panicked) => self.doomed.push((id, CloseReason::Internal)),
+        }
+        self.mark_dirty(id);
+        Ok(())
+    }
+
+    fn remove_peer(&mut self, now: Instant, id: ParticipantId, reason: Option<CloseReason>) {
+        let Some(mut peer) = self.peers.remove(&id) else {
+            return;
+        };
+        let _ = guard(&mut peer, |p| p.rtc.disconnect());
+        if let Some(reason) = reason {
+            let _ = peer.events.send(PeerEvent::Closed { reason });
+        }
+        self.by_addr.retain(|_, p| *p != id);
+        self.dirty.retain(|p| *p != id);
+        self.metrics.peers.set(self.peers.len() as i64);
+        self.forwarder.handle_peer_left(now, id);
+        self.apply_decisions(now);
+        info!(participant = %id, ?reason, "media peer removed");
+    }
+
+    /// Polls every touched peer until it has nothing more to say, carrying media and feedback
+    /// between peers, until the whole engine is quiet.
+    fn drain(&mut self, now: Instant) {
+        loop {
+            while let Some((id, reason)) = self.doomed.pop() {
+                if reason == CloseReason::Internal {
+                    self.metrics.peer_panics.inc();
+                    warn!(participant = %id, "media engine error: ending this peer only");
+                }
+                self.remove_peer(now, id, Some(reason));
+            }
+            let Some(id) = self.dirty.pop() else {
+                break;
+            };
+            self.poll_peer(now, id);
+            self.apply_decisions(now);
+        }
+    }
+
+    fn poll_peer(&mut self, now: Instant, id: ParticipantId) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if guard(peer, |p| p.negotiate_if_needed()).is_err() {
+            self.doomed.push((id, CloseReason::Internal));
+            return;
+        }
+        loop {
+            let Some(peer) = self.peers.get_mut(&id) else {
+                return;
+            };
+            if !peer.rtc.is_alive() {
+                self.doomed.push((id, CloseReason::Disconnected));
+                return;
+            }
+            let output = match guard(peer, |p| p.rtc.poll_output()) {
+                Ok(Ok(o)) => o,
+                Ok(Err(e)) => {
+                    debug!(participant = %id, error = %e, "peer poll failed");
+                    self.doomed.push((id, CloseReason::Disconnected));
+                    return;
+                }
+                Err(Panicked) => {
+                    self.doomed.push((id, CloseReason::Internal));
+                    return;
+                }
+            };
+            match output {
+                Output::Timeout(t) => {
+                    if peer.next_timeout != t || t <= now {
+                        peer.next_timeout = t;
+                        self.timers.push(Reverse((t, id)));
+                    }
+                    return;
+                }
+                Output::Transmit(t) => self.outgoing.push((t.destination, t.contents.into())),
+                Output::Event(e) => self.handle_event(now, id, e),
+            }
+        }
+    }
+
+    fn handle_event(&mut self, now: Instant, id: ParticipantId, event: Event) {
+        match event {
+            Event::Connected => {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.connected = true;
+                    let _ = p.events.send(PeerEvent::Connected);
+                }
+                info!(participant = %id, "media connected");
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.doomed.push((id, CloseReason::Disconnected));
+            }
+            Event::Closed => self.doomed.push((id, CloseReason::Disconnected)),
+            Event::MediaAdded(m) if m.direction.is_receiving() => {
+                self.publish(now, id, m.mid, m.kind);
+            }
+            Event::MediaChanged(m) => {
+                let published = self
+                    .peers
+                    .get(&id)
+                    .and_then(|p| p.tracks_in.get(&m.mid).copied());
+                match (published, m.direction.is_receiving()) {
+                    (Some(track), false) => {
+                        if let Some(p) = self.peers.get_mut(&id) {
+                            p.tracks_in.remove(&m.mid);
+                        }
+                        self.forwarder.handle_track_unpublished(now, track);
+                    }
+                    (None, true) => {
+                        let kind = self
+                            .peers
+                            .get(&id)
+                            .and_then(|p| p.rtc.media(m.mid))
+                            .map(|media| media.kind());
+                        if let Some(kind) = kind {
+                            self.publish(now, id, m.mid, kind);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Event::MediaData(data) => {
+                if !data.contiguous {
+                    let track = self
+                        .peers
+                        .get(&id)
+                        .and_then(|p| p.tracks_in.get(&data.mid).copied());
+                    if let Some(track) = track {
+                        self.forwarder.handle_discontinuity(now, track);
+                    }
+                }
+                // The poll that produced this frame no longer borrows the publisher, so the
+                // frame goes straight out to the subscribers: no queue, no copy.
+                self.forward(id, &data);
+            }
+            Event::KeyframeRequest(req) => {
+                let track = self
+                    .peers
+                    .get(&id)
+                    .and_then(|p| p.track_for_out_mid(req.mid));
+                if let Some(track) = track {
+                    self.forwarder.handle_keyframe_request(now, id, track);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Publishes every media the client sends, as soon as our answer accepts it: subscribers
+    /// can negotiate while the publisher's ICE and DTLS are still connecting (str0m's own
+    /// `MediaAdded` only comes once DTLS is up).
+    fn publish_negotiated(&mut self, now: Instant, id: ParticipantId, answer: &str) {
+        let Some(peer) = self.peers.get(&id) else {
+            return;
+        };
+        let receiving: Vec<(Mid, MediaKind)> = answer
+            .lines()
+            .filter_map(|l| l.strip_prefix("a=mid:"))
+            .filter_map(|m| {
+                let media = peer.rtc.media(Mid::from(m.trim()))?;
+                media
+                    .direction()
+                    .is_receiving()
+                    .then(|| (media.mid(), media.kind()))
+            })
+            .collect();
+        for (mid, kind) in receiving {
+            self.publish(now, id, mid, kind);
+        }
+    }
+
+    fn publish(&mut self, now: Instant, id: ParticipantId, mid: Mid, kind: MediaKind) {
+        if self
+            .peers
+            .get(&id)
+            .is_none_or(|p| p.tracks_in.contains_key(&mid))
+        {
+            return;
+        }
+        let kind = match kind {
+            MediaKind::Audio => TrackKind::Audio,
+            MediaKind::Video => TrackKind::Video,
+        };
+        if let Some(track) = self.forwarder.handle_track_published(now, id, kind) {
+            if let Some(p) = self.peers.get_mut(&id) {
+                p.tracks_in.insert(mid, track);
+            }
+            debug!(participant = %id, ?track, ?kind, "track published");
+        }
+    }
+
+    /// The hot path: one received frame out to every subscriber of its track.
+    fn forward(&mut self, from: ParticipantId, data: &MediaData) {
+        let Some(track) = self
+            .peers
+            .get(&from)
+            .and_then(|p| p.tracks_in.get(&data.mid).copied())
+        else {
+            return;
+        };
+        let kind_label = if data.params.spec().codec.is_audio() {
+            "audio"
+        } else {
+            "video"
+        };
+        for sub in self.forwarder.receivers(track) {
+            let Some(peer) = self.peers.get_mut(sub) else {
+                continue;
+            };
+            let Some(&mid) = peer.out_mid.get(&track) else {
+                continue;
+            };
+            let written = guard(peer, |p| {
+                let writer = p.rtc.writer(mid)?;
+                let pt = writer.match_params(data.params)?;
+                Some(
+                    writer
+                        .write(pt, data.network_time, data.time, data.data.clone())
+                        .is_ok(),
+                )
+            });
+            match written {
+                Ok(Some(true)) => {
+                    self.metrics
+                        .forwarded_frames
+                        .with_label_values(&[kind_label])
+                        .inc();
+                }
+                Ok(_) => {}
+                Err(Panicked) => self.doomed.push((*sub, CloseReason::Internal)),
+            }
+            if !self.dirty.contains(sub) {
+                self.dirty.push(*sub);
+            }
+        }
+    }
+
+    fn apply_decisions(&mut self, _now: Instant) {
+        while let Some(d) = self.forwarder.poll_decision() {
+            match d {
+                Decision::Subscribe {
+                    subscriber,
+                    track,
+                    publisher,
+                    kind,
+                } => {
+                    if let Some(p) = self.peers.get_mut(&subscriber) {
+                        p.add_out_track(track, publisher, kind);
+                        self.mark_dirty(subscriber);
+                    }
+                }
+                Decision::Unsubscribe { subscriber, track } => {
+                    if let Some(p) = self.peers.get_mut(&subscriber) {
+                        p.remove_out_track(track);
+                        self.mark_dirty(subscriber);
+                    }
+                }
+                Decision::RequestKeyframe { publisher, track } => {
+                    let Some(peer) = self.peers.get_mut(&publisher) else {
+                        continue;
+                    };
+                    let Some(mid) = peer
+                        .tracks_in
+                        .iter()
+                        .find(|(_, t)| **t == track)
+                        .map(|(m, _)| *m)
+                    else {
+                        continue;
+                    };
+                    let r = guard(peer, |p| {
+                        if let Some(mut w) = p.rtc.writer(mid) {
+                            if w.is_request_keyframe_possible(KeyframeRequestKind::Pli) {
+                                let _ = w.request_keyframe(None, KeyframeRequestKind::Pli);
+                            } else if w.is_request_keyframe_possible(KeyframeRequestKind::Fir) {
+                                let _ = w.request_keyframe(None, KeyframeRequestKind::Fir);
+                            }
+                        }
+                    });
+                    if r.is_err() {
+                        self.doomed.push((publisher, CloseReason::Internal));
+                    }
+                    self.mark_dirty(publisher);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

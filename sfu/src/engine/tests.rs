@@ -1,0 +1,183 @@
+use super::*;
+
+fn client_offer() -> String {
+    let mut rtc = Rtc::new(Instant::now());
+    let mut change = rtc.sdp_api();
+    change.add_media(
+        MediaKind::Audio,
+        str0m::media::Direction::SendOnly,
+        None,
+        None,
+        None,
+    );
+    change.add_media(
+        MediaKind::Video,
+        str0m::media::Direction::SendOnly,
+        None,
+        None,
+        None,
+    );
+    let (offer, _pending) = change.apply().expect("an offer with two media");
+    offer.to_sdp_string()
+}
+
+fn start() -> (Sfu, SfuMetrics) {
+    let metrics = SfuMetrics::unregistered();
+    let sfu = Sfu::start(
+        SfuConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            advertise: vec![],
+        },
+        metrics.clone(),
+    )
+    .unwrap();
+    (sfu, metrics)
+}
+
+async fn next_event(rx: &mut mpsc::UnboundedReceiver<PeerEvent>) -> PeerEvent {
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("an event within 5 s")
+        .expect("the event channel stays open")
+}
+
+#[tokio::test]
+async fn a_second_peer_is_offered_the_first_peers_tracks() {
+    let (sfu, metrics) = start();
+    let visit = VisitId::new("v");
+    let (tx1, mut rx1) = mpsc::unbounded_channel();
+    let p1 = ParticipantId::from_raw(1);
+    sfu.add_peer(p1, visit.clone(), Role::Provider, client_offer(), tx1)
+        .await
+        .unwrap();
+    assert!(matches!(
+        next_event(&mut rx1).await,
+        PeerEvent::Answer { .. }
+    ));
+
+    let (tx2, mut rx2) = mpsc::unbounded_channel();
+    let p2 = ParticipantId::from_raw(2);
+    sfu.add_peer(p2, visit, Role::Patient, client_offer(), tx2)
+        .await
+        .unwrap();
+    assert!(matches!(
+        next_event(&mut rx2).await,
+        PeerEvent::Answer { .. }
+    ));
+    // Each is offered the other's audio and video, labelled with the publisher.
+    for (rx, other) in [(&mut rx2, p1), (&mut rx1, p2)] {
+        match next_event(rx).await {
+            PeerEvent::Offer { sdp, tracks } => {
+                assert!(sdp.contains("a=sendonly"));
+                assert_eq!(tracks.len(), 2);
+                assert!(tracks.iter().all(|t| t.participant == other));
+            }
+            other => panic!("expected an offer, got {other:?}"),
+        }
+    }
+    assert_eq!(metrics.peers.get(), 2);
+}
+
+#[tokio::test]
+async fn bad_sdp_and_candidates_are_refused_cleanly() {
+    let (sfu, _) = start();
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let p = ParticipantId::from_raw(1);
+    let err = sfu
+        .add_peer(
+            p,
+            VisitId::new("v"),
+            Role::Patient,
+            "v=0\r\nnonsense".into(),
+            tx.clone(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SfuError::InvalidSdp));
+    sfu.add_peer(p, VisitId::new("v"), Role::Patient, client_offer(), tx)
+        .await
+        .unwrap();
+    assert!(matches!(
+        sfu.add_candidate(p, "candidate:garbage".into()).await,
+        Err(SfuError::InvalidCandidate)
+    ));
+    assert!(matches!(
+        sfu.client_answer(p, "v=0".into()).await,
+        Err(SfuError::InvalidSdp)
+    ));
+    assert!(matches!(
+        sfu.add_candidate(
+            ParticipantId::from_raw(9),
+            "candidate:1 1 udp 1 127.0.0.1 9 typ host".into()
+        )
+        .await,
+        Err(SfuError::UnknownPeer)
+    ));
+}
+
+#[tokio::test]
+async fn a_panic_in_one_peer_ends_only_that_peer() {
+    let (sfu, metrics) = start();
+    let visit = VisitId::new("v");
+    let (tx1, mut rx1) = mpsc::unbounded_channel();
+    let (tx2, mut rx2) = mpsc::unbounded_channel();
+    let (p1, p2) = (ParticipantId::from_raw(1), ParticipantId::from_raw(2));
+    sfu.add_peer(p1, visit.clone(), Role::Provider, client_offer(), tx1)
+        .await
+        .unwrap();
+    sfu.add_peer(p2, visit, Role::Patient, client_offer(), tx2)
+        .await
+        .unwrap();
+    sfu.inject_panic(p1);
+    loop {
+        if let PeerEvent::Closed { reason } = next_event(&mut rx1).await {
+            assert_eq!(reason, CloseReason::Internal);
+            break;
+        }
+    }
+    // p2 lives on and is told p1's tracks are gone (a renegotiation removing them).
+    let candidate = "candidate:1 1 udp 2130706431 127.0.0.1 9 typ host".to_string();
+    sfu.add_candidate(p2, candidate).await.unwrap();
+    assert_eq!(metrics.peer_panics.get(), 1);
+    assert_eq!(metrics.peers.get(), 1);
+    let _ = next_event(&mut rx2).await;
+}
+
+#[tokio::test]
+async fn garbage_datagrams_are_dropped_and_counted() {
+    let (sfu, metrics) = start();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let garbage: [&[u8]; 4] = [
+        b"",
+        b"\x80\x60garbage-rtp-without-a-session",
+        b"\x00\x01\x00\x08\x21\x12\xa4\x42truncated-stun",
+        &[0xff; 1500],
+    ];
+    for g in garbage {
+        sock.send_to(g, sfu.local_addr()).unwrap();
+    }
+    // The engine keeps serving commands.
+    let (tx, _rx) = mpsc::unbounded_channel();
+    sfu.add_peer(
+        ParticipantId::from_raw(1),
+        VisitId::new("v"),
+        Role::Patient,
+        client_offer(),
+        tx,
+    )
+    .await
+    .unwrap();
+    let dropped = || {
+        ["malformed", "unmatched", "rejected"]
+            .iter()
+            .map(|r| metrics.dropped_datagrams.with_label_values(&[r]).get())
+            .sum::<u64>()
+    };
+    for _ in 0..50 {
+        if dropped() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(dropped() >= 3, "dropped {}", dropped());
+}

@@ -1,0 +1,382 @@
+//! The one typed config tree of `bedside` (STYLE.md 6): defaults → TOML file → `BEDSIDE_*`
+//! environment → [`Config::validate`], then read-only. `deploy/config/bedside.example.toml`
+//! documents every key; keep the two in step.
+//!
+//! Environment overrides name a key by its path with `__` between levels:
+//! `BEDSIDE_HTTP__LISTEN=0.0.0.0:443` sets `[http] listen`. Variables without `__`
+//! (`BEDSIDE_LOG`, `BEDSIDE_STATE_DIR`) are not config keys.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Everything `bedside serve` needs.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub admin: AdminConfig,
+    pub media: MediaConfig,
+    pub tokens: TokenConfig,
+    pub signaling: SignalingConfig,
+    pub log: LogConfig,
+}
+
+/// The public listener: web client and WebSocket signaling.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address and port of the web client and `/v1/signal`.
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
+        }
+    }
+}
+
+/// The admin listener: `/metrics` and health, never exposed to patients.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+        }
+    }
+}
+
+/// The SFU's media socket.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// The one UDP socket every media peer shares.
+    pub bind: SocketAddr,
+    /// Addresses put in the server's ICE candidates (its public or LAN addresses). Required
+    /// when `bind` is `0.0.0.0` or `::`. Port 0 means the bound port.
+    pub advertise: Vec<SocketAddr>,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            bind: SocketAddr::from(([0, 0, 0, 0], 50000)),
+            advertise: Vec::new(),
+        }
+    }
+}
+
+/// How join tokens are verified.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenConfig {
+    /// The `iss` every token must carry (the scheduling system's name).
+    pub issuer: Option<String>,
+    /// File holding the HS256 shared secret (at least 32 bytes; surrounding whitespace ignored).
+    pub hs256_secret_file: Option<PathBuf>,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    pub leeway_seconds: u64,
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        TokenConfig {
+            issuer: None,
+            hs256_secret_file: None,
+            leeway_seconds: 30,
+        }
+    }
+}
+
+/// WebSocket signaling limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignalingConfig {
+    /// Seconds a new socket may take to send `join` before it is closed.
+    pub join_timeout_seconds: u64,
+}
+
+impl Default for SignalingConfig {
+    fn default() -> Self {
+        SignalingConfig {
+            join_timeout_seconds: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormatName {
+    /// One JSON object per line (for log shippers).
+    #[default]
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormatName,
+}
+
+/// Why a config could not be used. Messages name the key and never echo secret values.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name} does not name a config key: {message}")]
+    Env { name: String, message: String },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads `path`, applies `BEDSIDE_*` overrides from `env`, and validates.
+    pub fn load(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml_and_env(&text, path, env)
+    }
+
+    fn from_toml_and_env(
+        text: &str,
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut tree: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    path: path.to_owned(),
+                    message: e.message().to_owned(),
+                })?;
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix("BEDSIDE_") else {
+                continue;
+            };
+            if !key.contains("__") {
+                continue;
+            }
+            let parts: Vec<String> = key.split("__").map(|p| p.to_ascii_lowercase()).collect();
+            set_path(&mut tree, &parts, parse_env_value(&value)).map_err(|message| {
+                ConfigError::Env {
+                    name: name.clone(),
+                    message,
+                }
+            })?;
+        }
+        let config: Config =
+            toml::Value::Table(tree)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    path: path.to_owned(),
+                    message: e.message().to_owned(),
+                })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types cannot: combinations, files, lengths.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.media.bind.ip().is_unspecified() && self.media.advertise.is_empty() {
+            return Err(ConfigError::Invalid(
+                "[media] bind is a wildcard address, so [media] advertise must list the \
+                 addresses clients reach the media port on"
+                    .into(),
+            ));
+        }
+        if let Some(a) = self
+            .media
+            .advertise
+            .iter()
+            .find(|a| a.ip().is_unspecified())
+        {
+            return Err(ConfigError::Invalid(format!(
+                "[media] advertise contains the wildcard address {a}; name a reachable address"
+            )));
+        }
+        if self.tokens.hs256_secret_file.is_none() {
+            return Err(ConfigError::Invalid(
+                "[tokens] hs256_secret_file must name the file holding the join-token secret"
+                    .into(),
+            ));
+        }
+        if self.tokens.leeway_seconds > 300 {
+            return Err(ConfigError::Invalid(
+                "[tokens] leeway_seconds is over 300; a clock that far off needs fixing".into(),
+            ));
+        }
+        if self.signaling.join_timeout_seconds == 0 || self.signaling.join_timeout_seconds > 300 {
+            return Err(ConfigError::Invalid(
+                "[signaling] join_timeout_seconds must be between 1 and 300".into(),
+            ));
+        }
+        if self.http.listen == self.admin.listen {
+            return Err(ConfigError::Invalid(
+                "[http] listen and [admin] listen must differ: metrics stay off the public port"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads the HS256 secret named by `[tokens] hs256_secret_file`.
+    pub fn read_token_secret(&self) -> Result<Vec<u8>, ConfigError> {
+        let path =
+            self.tokens.hs256_secret_file.as_ref().ok_or_else(|| {
+                ConfigError::Invalid("[tokens] hs256_secret_file is not set".into())
+            })?;
+        read_secret_file(path)
+    }
+}
+
+/// Reads a secret file, trimming surrounding whitespace; refuses secrets under 32 bytes.
+pub fn read_secret_file(path: &Path) -> Result<Vec<u8>, ConfigError> {
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let text = String::from_utf8_lossy(&bytes);
+    let secret = text.trim().as_bytes().to_vec();
+    if secret.len() < 32 {
+        return Err(ConfigError::Invalid(format!(
+            "the secret in {} is shorter than 32 bytes",
+            path.display()
+        )));
+    }
+    Ok(secret)
+}
+
+fn parse_env_value(value: &str) -> toml::Value {
+    // `key = <value>` parses numbers, booleans and arrays; anything else is a plain string.
+    format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()))
+}
+
+fn set_path(tree: &mut toml::Table, parts: &[String], value: toml::Value) -> Result<(), String> {
+    match parts {
+        [] => Err("empty key".into()),
+        [last] => {
+            tree.insert(last.clone(), value);
+            Ok(())
+        }
+        [first, rest @ ..] => {
+            let entry = tree
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(t) => set_path(t, rest, value),
+                _ => Err(format!("{first} is not a section")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        [http]
+        listen = "0.0.0.0:8443"
+        [media]
+        bind = "0.0.0.0:50000"
+        advertise = ["192.0.2.10:0"]
+        [tokens]
+        issuer = "scheduler"
+        hs256_secret_file = "/etc/bedside/token-secret"
+    "#;
+
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_toml_and_env(
+            text,
+            Path::new("test.toml"),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn a_good_config_loads_with_defaults_filled_in() {
+        let c = load(GOOD, &[]).unwrap();
+        assert_eq!(c.admin.listen, "127.0.0.1:9090".parse().unwrap());
+        assert_eq!(c.tokens.leeway_seconds, 30);
+        assert_eq!(c.log.format, LogFormatName::Json);
+    }
+
+    #[test]
+    fn environment_overrides_nested_keys() {
+        let c = load(
+            GOOD,
+            &[
+                ("BEDSIDE_HTTP__LISTEN", "127.0.0.1:1234"),
+                ("BEDSIDE_TOKENS__LEEWAY_SECONDS", "5"),
+                ("BEDSIDE_LOG__FORMAT", "text"),
+                ("BEDSIDE_LOG", "debug"),
+                ("PATH", "/bin"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.http.listen, "127.0.0.1:1234".parse().unwrap());
+        assert_eq!(c.tokens.leeway_seconds, 5);
+        assert_eq!(c.log.format, LogFormatName::Text);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused_with_the_key_named() {
+        let e = load(&format!("{GOOD}\n[extra]\nx = 1"), &[]).unwrap_err();
+        assert!(e.to_string().contains("extra"), "{e}");
+        let e = load(GOOD, &[("BEDSIDE_HTTP__LISTN", "1.2.3.4:5")]).unwrap_err();
+        assert!(e.to_string().contains("listn"), "{e}");
+        let e = load(&GOOD.replace("0.0.0.0:8443", "not-an-address"), &[]).unwrap_err();
+        assert!(e.to_string().contains("test.toml"), "{e}");
+    }
+
+    #[test]
+    fn validation_refuses_unusable_combinations() {
+        let e = load(&GOOD.replace(r#"advertise = ["192.0.2.10:0"]"#, ""), &[]).unwrap_err();
+        assert!(e.to_string().contains("advertise"), "{e}");
+        let e = load(&GOOD.replace("hs256_secret_file", "#"), &[]).unwrap_err();
+        assert!(e.to_string().contains("hs256_secret_file"), "{e}");
+        let e = load(GOOD, &[("BEDSIDE_ADMIN__LISTEN", "0.0.0.0:8443")]).unwrap_err();
+        assert!(e.to_string().contains("must differ"), "{e}");
+    }
+
+    #[test]
+    fn short_secrets_are_refused_without_echoing_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        std::fs::write(&path, "hunter2\n").unwrap();
+        let e = read_secret_file(&path).unwrap_err().to_string();
+        assert!(e.contains("shorter than 32"));
+        assert!(!e.contains("hunter2"));
+        std::fs::write(&path, format!("{}\n", "k".repeat(40))).unwrap();
+        assert_eq!(read_secret_file(&path).unwrap().len(), 40);
+    }
+
+    #[test]
+    fn the_example_config_in_deploy_is_valid() {
+        let text = include_str!("../../deploy/config/bedside.example.toml");
+        load(text, &[]).unwrap();
+    }
+}

@@ -1,0 +1,50 @@
+//! HTTP routes: the public router (web client, signaling, health) and the admin router
+//! (`/metrics`, health). Metrics never appear on the public listener.
+
+use std::sync::Arc;
+
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::{session, web, AppState};
+
+/// Frames above this are refused by the WebSocket layer itself; frames between 64 KiB and this
+/// get a `message_too_large` error first, so clients see why.
+const WS_HARD_LIMIT: usize = 1024 * 1024;
+
+pub(crate) fn public_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(|| async { web::page(web::INDEX) }))
+        .route("/join", get(|| async { web::page(web::JOIN) }))
+        .route("/static/{file}", get(web::asset))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(|| async { "ready\n" }))
+        .route("/v1/signal", get(signal))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+        .with_state(state)
+}
+
+pub(crate) fn admin_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(state)
+}
+
+async fn signal(State(state): State<Arc<AppState>>, ws: WebSocketUpgrade) -> Response {
+    ws.max_message_size(WS_HARD_LIMIT)
+        .max_frame_size(WS_HARD_LIMIT)
+        .on_upgrade(move |socket| session::run(state, socket))
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let mut res = state.metrics.render().into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    res
+}

@@ -1,0 +1,105 @@
+//! `bedside`: the front door. HTTP serves the web client, `/v1/signal` carries WebSocket
+//! signaling, visits are tracked here, and the SFU media engine runs inside this process.
+//!
+//! [`run`] takes already-bound listeners and a shutdown future, so tests bind port 0.
+
+pub mod config;
+pub mod devstate;
+mod http;
+mod metrics;
+mod session;
+mod visits;
+mod web;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bedside_proto::ParticipantId;
+use bedside_sfu::{Sfu, SfuConfig, SfuMetrics};
+use bedside_token::Verifier;
+use tokio::net::TcpListener;
+
+pub use metrics::Metrics;
+
+/// What a running server is made of; built once at start-up, shared read-only.
+pub struct Settings {
+    pub verifier: Verifier,
+    pub join_timeout: Duration,
+    pub sfu: SfuConfig,
+}
+
+/// Shared state of the request handlers.
+pub(crate) struct AppState {
+    pub(crate) verifier: Verifier,
+    pub(crate) join_timeout: Duration,
+    pub(crate) sfu: Sfu,
+    pub(crate) visits: visits::Visits,
+    pub(crate) metrics: Metrics,
+    next_participant: AtomicU64,
+}
+
+impl AppState {
+    pub(crate) fn mint_participant_id(&self) -> ParticipantId {
+        ParticipantId::from_raw(self.next_participant.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// A started server: the media engine is up; [`Server::serve`] runs the listeners.
+pub struct Server {
+    state: Arc<AppState>,
+}
+
+impl Server {
+    /// Starts the media engine and prepares the handlers.
+    pub fn start(settings: Settings) -> std::io::Result<Server> {
+        let metrics = Metrics::new();
+        let sfu_metrics = SfuMetrics::new(&metrics.registry)
+            .map_err(|e| std::io::Error::other(format!("metrics registry: {e}")))?;
+        let sfu = Sfu::start(settings.sfu, sfu_metrics)?;
+        Ok(Server {
+            state: Arc::new(AppState {
+                verifier: settings.verifier,
+                join_timeout: settings.join_timeout,
+                sfu,
+                visits: visits::Visits::default(),
+                metrics,
+                next_participant: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    /// The media engine's UDP address.
+    pub fn media_addr(&self) -> std::net::SocketAddr {
+        self.state.sfu.local_addr()
+    }
+
+    /// Serves the public and admin listeners until `shutdown` resolves.
+    pub async fn serve(
+        self,
+        http: TcpListener,
+        admin: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let public = axum::serve(
+            http,
+            http::public_router(self.state.clone())
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(wait_for(stop_rx.clone()));
+        let admin = axum::serve(admin, http::admin_router(self.state.clone()))
+            .with_graceful_shutdown(wait_for(stop_rx));
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let (a, b) = tokio::join!(public, admin);
+        a.and(b)
+    }
+}
+
+async fn wait_for(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}

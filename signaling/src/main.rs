@@ -1,0 +1,286 @@
+//! `bedside` command line: config → telemetry → run (STYLE.md 4).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use bedside::config::{Config, LogFormatName};
+use bedside::devstate;
+use bedside::{Server, Settings};
+use bedside_proto::{Role, VisitType};
+use bedside_sfu::SfuConfig;
+use bedside_telemetry::LogFormat;
+use bedside_token::{sign_hs256, Claims, Verifier};
+use clap::{Parser, Subcommand};
+use rand::Rng;
+
+#[derive(Parser)]
+#[command(name = "bedside", version, about = "Bedside telehealth video server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Everything in one process on loopback, with a generated dev key; prints join links.
+    Dev {
+        /// Web client and signaling address (loopback only).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Metrics and health address (loopback only).
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin_listen: SocketAddr,
+        /// Where the dev key lives (default: $BEDSIDE_STATE_DIR or ~/.local/state/bedside).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// The visit id used in the printed links.
+        #[arg(long, default_value = "dev-visit")]
+        visit: String,
+    },
+    /// Run with a config file.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Print a signed join token.
+    Token {
+        #[arg(long)]
+        visit: String,
+        #[arg(long)]
+        role: String,
+        /// Opaque participant id (default: random).
+        #[arg(long)]
+        sub: Option<String>,
+        /// Display name (PHI: shown to other participants, never logged).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, default_value = "consult")]
+        visit_type: String,
+        /// Reason for the visit (PHI: shown to clinicians only, never logged).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+        /// Sign with the key this config names instead of the dev key.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Dev {
+            listen,
+            admin_listen,
+            state_dir,
+            visit,
+        } => {
+            bedside_telemetry::init(LogFormat::Text);
+            runtime()?.block_on(dev(listen, admin_listen, state_dir, visit))
+        }
+        Command::Serve { config } => {
+            let config = Config::load(&config, std::env::vars())?;
+            bedside_telemetry::init(match config.log.format {
+                LogFormatName::Json => LogFormat::Json,
+                LogFormatName::Text => LogFormat::Text,
+            });
+            runtime()?.block_on(serve(config))
+        }
+        Command::Token {
+            visit,
+            role,
+            sub,
+            name,
+            visit_type,
+            reason,
+            ttl,
+            config,
+            state_dir,
+        } => {
+            let role: Role = role
+                .parse()
+                .map_err(|_| anyhow::anyhow!("unknown role {role:?}; one of: provider, chaperone, supervisor, patient, caregiver, interpreter, recorder"))?;
+            let visit_type: VisitType = visit_type.parse().map_err(|_| {
+                anyhow::anyhow!("unknown visit type {visit_type:?}; one of: consult, group")
+            })?;
+            let (secret, issuer) = match config {
+                Some(path) => {
+                    let config = Config::load(&path, std::env::vars())?;
+                    let issuer = config
+                        .tokens
+                        .issuer
+                        .clone()
+                        .unwrap_or_else(|| devstate::DEV_ISSUER.to_owned());
+                    (config.read_token_secret()?, issuer)
+                }
+                None => (
+                    dev_key(state_dir.as_deref())?,
+                    devstate::DEV_ISSUER.to_owned(),
+                ),
+            };
+            let token = mint(
+                &secret, &issuer, &visit, role, visit_type, sub, name, reason, ttl,
+            )?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn dev_key(state_dir: Option<&std::path::Path>) -> Result<Vec<u8>> {
+    let dir = devstate::state_dir(state_dir);
+    devstate::load_or_create_dev_key(&dir).with_context(|| format!("dev key in {}", dir.display()))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn mint(
+    secret: &[u8],
+    issuer: &str,
+    visit: &str,
+    role: Role,
+    visit_type: VisitType,
+    sub: Option<String>,
+    name: Option<String>,
+    reason: Option<String>,
+    ttl: u64,
+) -> Result<String> {
+    if visit.is_empty() || visit.len() > 256 {
+        bail!("--visit must be 1 to 256 characters");
+    }
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let mut rng = rand::thread_rng();
+    let claims = Claims {
+        iss: issuer.to_owned(),
+        sub: sub.unwrap_or_else(|| format!("dev-{:016x}", rng.gen::<u64>())),
+        visit: visit.to_owned(),
+        visit_type: Some(visit_type.as_str().to_owned()),
+        role: role.as_str().to_owned(),
+        exp: now + ttl,
+        nbf: Some(now.saturating_sub(5)),
+        jti: format!("{:032x}", rng.gen::<u128>()),
+        name,
+        reason,
+    };
+    Ok(sign_hs256(secret, &claims)?)
+}
+
+async fn dev(
+    listen: SocketAddr,
+    admin_listen: SocketAddr,
+    state_dir: Option<PathBuf>,
+    visit: String,
+) -> Result<()> {
+    if !listen.ip().is_loopback() || !admin_listen.ip().is_loopback() {
+        bail!("bedside dev listens on loopback only; use `bedside serve --config FILE` to serve a network");
+    }
+    let secret = dev_key(state_dir.as_deref())?;
+    let settings = Settings {
+        verifier: Verifier::hs256(&secret, Some(devstate::DEV_ISSUER), 30),
+        join_timeout: Duration::from_secs(10),
+        sfu: SfuConfig {
+            bind: SocketAddr::new(listen.ip(), 0),
+            advertise: Vec::new(),
+        },
+    };
+    let http = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let admin = tokio::net::TcpListener::bind(admin_listen)
+        .await
+        .with_context(|| format!("binding {admin_listen}"))?;
+    let server = Server::start(settings).context("starting the media engine")?;
+    let web = http.local_addr()?;
+    let admin_addr = admin.local_addr()?;
+    let link = |role: Role, name: &str| {
+        mint(
+            &secret,
+            devstate::DEV_ISSUER,
+            &visit,
+            role,
+            VisitType::Consult,
+            None,
+            Some(name.to_owned()),
+            None,
+            12 * 3600,
+        )
+        .map(|t| format!("http://{web}/join#token={t}"))
+    };
+    println!("Bedside dev server: loopback only, a generated dev key; not for patient data.");
+    println!("  web:      http://{web}/");
+    println!("  admin:    http://{admin_addr}/metrics");
+    println!("  media:    udp {}", server.media_addr());
+    println!("Open each link in its own browser window (valid 12 hours):");
+    println!("  provider: {}", link(Role::Provider, "Dr. Dev")?);
+    println!("  patient:  {}", link(Role::Patient, "Pat Dev")?);
+    println!("More tokens: bedside token --visit {visit} --role caregiver");
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    server.serve(http, admin, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn serve(config: Config) -> Result<()> {
+    let secret = config.read_token_secret()?;
+    let settings = Settings {
+        verifier: Verifier::hs256(
+            &secret,
+            config.tokens.issuer.as_deref(),
+            config.tokens.leeway_seconds,
+        ),
+        join_timeout: Duration::from_secs(config.signaling.join_timeout_seconds),
+        sfu: SfuConfig {
+            bind: config.media.bind,
+            advertise: config.media.advertise.clone(),
+        },
+    };
+    let http = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("binding [http] listen {}", config.http.listen))?;
+    let admin = tokio::net::TcpListener::bind(config.admin.listen)
+        .await
+        .with_context(|| format!("binding [admin] listen {}", config.admin.listen))?;
+    let server = Server::start(settings).context("starting the media engine")?;
+    tracing::info!(
+        http = %http.local_addr()?,
+        admin = %admin.local_addr()?,
+        media_port = server.media_addr().port(),
+        "bedside serving"
+    );
+    server.serve(http, admin, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
