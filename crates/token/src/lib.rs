@@ -1,10 +1,18 @@
 //! Join tokens (DESIGN.md "Tokens and credentials"): the claims, verification, and the signing
 //! that `bedside token` and `bedside dev` use with the dev key.
 //!
+//! Tokens are signed by the hospital's scheduling system with EdDSA or RS256 (a public key in
+//! Bedside's config, preferred), or with HS256 and a shared secret. See [`Verifier::new`] for how
+//! a token's algorithm and `kid` select the key.
+//!
 //! A token is PHI-bearing (`name`, `reason`) and a bearer credential: nothing in this crate
 //! formats a token or a claim value into an error message.
 
 use std::fmt;
+
+mod keys;
+
+pub use keys::{PublicAlgorithm, PublicKey};
 
 use bedside_proto::{Role, VisitId, VisitType};
 use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -66,7 +74,8 @@ impl fmt::Debug for Grant {
     }
 }
 
-/// Why a token was refused. Messages are safe to show to the client and to log.
+/// Why a token was refused, or a key not accepted. Messages are safe to show to the client and to
+/// log: they never include the token, a claim value or a key id.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TokenError {
     #[error("the join token is malformed")]
@@ -85,12 +94,25 @@ pub enum TokenError {
     UnknownVisitType,
     #[error("the join token lacks a required claim")]
     MissingClaim,
+    /// The token's `alg` is not one this server is configured for (including `none`, and HS256
+    /// when only public keys are configured).
+    #[error("the join token's signing algorithm is not accepted by this server")]
+    AlgorithmNotAllowed,
+    /// The token names a key (`kid`) that is not configured, or names none where several keys of
+    /// its algorithm are.
+    #[error("the join token was signed with a key this server does not know")]
+    UnknownKey,
+    /// A configured key (or a signing key) is not a valid key of its algorithm.
+    #[error("a token key is invalid or of the wrong kind")]
+    InvalidKey,
 }
 
-/// Verifies join tokens against the configured key.
+/// Verifies join tokens against the configured keys.
 pub struct Verifier {
-    key: DecodingKey,
-    validation: Validation,
+    hs256: Option<DecodingKey>,
+    public_keys: Vec<keys::VerifyingKey>,
+    issuer: Option<String>,
+    leeway_seconds: u64,
 }
 
 impl fmt::Debug for Verifier {
@@ -102,37 +124,75 @@ impl fmt::Debug for Verifier {
 impl Verifier {
     /// A verifier for HS256 tokens with a shared secret. `issuer`, when set, must match `iss`.
     pub fn hs256(secret: &[u8], issuer: Option<&str>, leeway_seconds: u64) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = leeway_seconds;
-        validation.validate_nbf = true;
-        validation.validate_exp = true;
-        validation.set_required_spec_claims(&["exp", "sub", "iss"]);
-        if let Some(iss) = issuer {
-            validation.set_issuer(&[iss]);
-        }
         Verifier {
-            key: DecodingKey::from_secret(secret),
-            validation,
+            hs256: Some(DecodingKey::from_secret(secret)),
+            public_keys: Vec::new(),
+            issuer: issuer.map(str::to_owned),
+            leeway_seconds,
         }
+    }
+
+    /// Verifies EdDSA/RS256 tokens with any of `public_keys` (chosen by the token's `kid`; a
+    /// token without `kid` is accepted only when exactly one key of its algorithm is
+    /// configured), and HS256 tokens with `hs256_secret` if given. With public keys configured
+    /// and no HS256 secret, an HS256 token is refused ([`TokenError::AlgorithmNotAllowed`]),
+    /// even if it happens to be signed with a public key's bytes (key confusion). `alg: none`
+    /// is always refused.
+    ///
+    /// A token whose `kid` names a configured key must use that key's algorithm; a `kid` is
+    /// matched only against keys configured with one.
+    ///
+    /// [`TokenError::InvalidKey`] when a PEM is not a public key of its algorithm (a private key
+    /// is refused too: it does not belong on this server), when two keys share a `kid` or a
+    /// `kid` is empty, when the HS256 secret is shorter than 32 bytes, or when no key at all is
+    /// given.
+    pub fn new(
+        hs256_secret: Option<&[u8]>,
+        public_keys: &[PublicKey],
+        issuer: Option<&str>,
+        leeway_seconds: u64,
+    ) -> Result<Verifier, TokenError> {
+        if hs256_secret.is_none() && public_keys.is_empty() {
+            return Err(TokenError::InvalidKey);
+        }
+        let hs256 = match hs256_secret {
+            Some(secret) if secret.len() < MIN_HS256_SECRET_BYTES => {
+                return Err(TokenError::InvalidKey)
+            }
+            Some(secret) => Some(DecodingKey::from_secret(secret)),
+            None => None,
+        };
+        Ok(Verifier {
+            hs256,
+            public_keys: keys::load_verifying_keys(public_keys)?,
+            issuer: issuer.map(str::to_owned),
+            leeway_seconds,
+        })
     }
 
     pub fn verify(&self, token: &str) -> Result<Grant, TokenError> {
         if token.len() > 8 * 1024 {
             return Err(TokenError::Malformed);
         }
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(
-            |e| match e.kind() {
+        let header = keys::read_header(token)?;
+        let key = match header.alg {
+            Algorithm::HS256 => self.hs256.as_ref().ok_or(TokenError::AlgorithmNotAllowed)?,
+            alg => keys::choose(&self.public_keys, alg, header.kid.as_deref())?,
+        };
+        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation(header.alg))
+            .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
                 ErrorKind::ImmatureSignature => TokenError::NotYetValid,
                 ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
                 ErrorKind::InvalidSignature
                 | ErrorKind::InvalidAlgorithm
                 | ErrorKind::InvalidAlgorithmName
-                | ErrorKind::InvalidKeyFormat => TokenError::BadSignature,
+                | ErrorKind::InvalidKeyFormat
+                | ErrorKind::InvalidRsaKey(_)
+                | ErrorKind::InvalidEcdsaKey => TokenError::BadSignature,
                 ErrorKind::MissingRequiredClaim(_) => TokenError::MissingClaim,
                 _ => TokenError::Malformed,
-            },
-        )?;
+            })?;
         let c = data.claims;
         if c.visit.is_empty() || c.sub.is_empty() || c.jti.is_empty() || c.visit.len() > 256 {
             return Err(TokenError::MissingClaim);
@@ -156,7 +216,23 @@ impl Verifier {
             reason: c.reason,
         })
     }
+
+    /// The claim checks for a token whose header says `alg` (already matched to a key).
+    fn validation(&self, alg: Algorithm) -> Validation {
+        let mut validation = Validation::new(alg);
+        validation.leeway = self.leeway_seconds;
+        validation.validate_nbf = true;
+        validation.validate_exp = true;
+        validation.set_required_spec_claims(&["exp", "sub", "iss"]);
+        if let Some(iss) = &self.issuer {
+            validation.set_issuer(&[iss]);
+        }
+        validation
+    }
 }
+
+/// Shortest HS256 secret [`Verifier::new`] accepts (the size of the SHA-256 output, RFC 7518).
+const MIN_HS256_SECRET_BYTES: usize = 32;
 
 /// Signs claims with HS256 (the dev key of `bedside dev` and `bedside token`).
 pub fn sign_hs256(secret: &[u8], claims: &Claims) -> Result<String, TokenError> {
@@ -166,6 +242,34 @@ pub fn sign_hs256(secret: &[u8], claims: &Claims) -> Result<String, TokenError> 
         &EncodingKey::from_secret(secret),
     )
     .map_err(|_| TokenError::Malformed)
+}
+
+/// Signs claims with a private key in PEM (PKCS#8 `PRIVATE KEY`; for RS256 also PKCS#1
+/// `RSA PRIVATE KEY`), as the scheduling system does; `kid`, when given, goes in the header.
+/// For tests and the scheduling-system simulator: Bedside itself never holds these keys.
+pub fn sign_with_pem(
+    alg: PublicAlgorithm,
+    kid: Option<&str>,
+    private_pem: &[u8],
+    claims: &Claims,
+) -> Result<String, TokenError> {
+    if !keys::pem_label_is(private_pem, &["PRIVATE KEY", "RSA PRIVATE KEY"]) {
+        return Err(TokenError::InvalidKey);
+    }
+    let key = match alg {
+        PublicAlgorithm::EdDsa => EncodingKey::from_ed_pem(private_pem),
+        PublicAlgorithm::Rs256 => EncodingKey::from_rsa_pem(private_pem),
+    }
+    .map_err(|_| TokenError::InvalidKey)?;
+    let mut header = Header::new(alg.jwt());
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(&header, claims, &key).map_err(|e| match e.kind() {
+        ErrorKind::InvalidKeyFormat
+        | ErrorKind::InvalidRsaKey(_)
+        | ErrorKind::InvalidEcdsaKey
+        | ErrorKind::RsaFailedSigning => TokenError::InvalidKey,
+        _ => TokenError::Malformed,
+    })
 }
 
 #[cfg(test)]
@@ -253,7 +357,10 @@ mod tests {
         let good = sign_hs256(SECRET, &claims()).unwrap();
         let body = good.split('.').nth(1).unwrap();
         let unsigned = format!("{header}.{body}.");
-        assert!(v.verify(&unsigned).is_err());
+        assert_eq!(
+            v.verify(&unsigned).unwrap_err(),
+            TokenError::AlgorithmNotAllowed
+        );
         assert_eq!(v.verify("garbage").unwrap_err(), TokenError::Malformed);
         assert_eq!(
             v.verify(&"a".repeat(10_000)).unwrap_err(),
