@@ -1,8 +1,10 @@
 //! Core tests on simulated time: no sockets, no sleeping.
 
 use super::*;
-use crate::auth::{rest_password, NonceKey};
+use crate::auth::{rest_password, NonceKey, Secrets};
+use crate::metrics::Metrics;
 use crate::policy::Cidr;
+use crate::policy::PeerPolicy;
 use crate::stun::{Builder, Class, Message};
 
 const SECRET: &str = "s3cret";

@@ -413,9 +413,10 @@ pub struct ChannelData<'a> {
     pub payload: &'a [u8],
 }
 
-/// Lowest and highest valid channel numbers (RFC 8656).
+/// Lowest and highest valid channel numbers. RFC 8656 narrowed the range to 0x4FFF, but RFC 5766
+/// clients (coturn's among them) still pick numbers up to 0x7FFE, so those are accepted too.
 pub const CHANNEL_MIN: u16 = 0x4000;
-pub const CHANNEL_MAX: u16 = 0x4FFF;
+pub const CHANNEL_MAX: u16 = 0x7FFE;
 
 impl<'a> ChannelData<'a> {
     /// Parse a ChannelData message; `buf` may carry up to 3 bytes of padding after the payload.
@@ -562,7 +563,8 @@ mod tests {
         let p = ChannelData::parse(&cd).unwrap();
         assert_eq!((p.channel, p.payload), (0x4001, &[1u8, 2, 3][..]));
         assert!(ChannelData::parse(&cd[..5]).is_err());
-        assert!(ChannelData::parse(&[0x50, 0, 0, 0]).is_err());
+        assert!(ChannelData::parse(&[0x7F, 0xFF, 0, 0]).is_err());
+        assert!(ChannelData::parse(&[0x80, 0, 0, 0]).is_err());
         assert!(ChannelData::parse(&[0x40, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
         assert_eq!(tcp_frame_len(&cd[..7]), Ok(None));
         assert_eq!(tcp_frame_len(&cd), Ok(Some(8)));
