@@ -5,7 +5,11 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use bedside_proto::{ParticipantId, Role, TrackKind, VisitId};
+use std::sync::Arc;
+
+use bedside_proto::{ParticipantId, Role, Source, TrackKind, VisitId, VisitType};
+
+use crate::policy::RoutingTable;
 
 /// A published track, minted by the [`Forwarder`].
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -14,22 +18,6 @@ pub struct TrackId(u64);
 impl fmt::Debug for TrackId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "t{}", self.0)
-    }
-}
-
-/// Decides whether a subscriber may receive a publisher's track. Issue "Clinical signaling"
-/// replaces the default with a per-visit-type table from config.
-pub trait RoutingPolicy: Send {
-    fn may_receive(&self, subscriber: Role, publisher: Role, kind: TrackKind) -> bool;
-}
-
-/// Everyone in a visit receives everyone else.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct AllToAll;
-
-impl RoutingPolicy for AllToAll {
-    fn may_receive(&self, _: Role, _: Role, _: TrackKind) -> bool {
-        true
     }
 }
 
@@ -42,6 +30,7 @@ pub enum Decision {
         track: TrackId,
         publisher: ParticipantId,
         kind: TrackKind,
+        source: Source,
     },
     /// Stop sending `track` to `subscriber`.
     Unsubscribe {
@@ -58,7 +47,10 @@ pub enum Decision {
 #[derive(Debug)]
 struct PeerEntry {
     visit: VisitId,
+    visit_type: VisitType,
     role: Role,
+    /// "Show my video" (group visits): rules marked `+shown` apply only when on.
+    shown: bool,
 }
 
 #[derive(Debug)]
@@ -66,6 +58,7 @@ struct TrackEntry {
     publisher: ParticipantId,
     visit: VisitId,
     kind: TrackKind,
+    source: Source,
     /// Subscribers whose negotiation finished; media flows to these only.
     active: Vec<ParticipantId>,
     /// Subscribers still negotiating.
@@ -75,7 +68,7 @@ struct TrackEntry {
 
 /// The forwarding core. See the module docs.
 pub struct Forwarder {
-    policy: Box<dyn RoutingPolicy>,
+    policy: Arc<RoutingTable>,
     peers: HashMap<ParticipantId, PeerEntry>,
     tracks: HashMap<TrackId, TrackEntry>,
     next_track: u64,
@@ -97,7 +90,7 @@ impl Forwarder {
     /// ask often after loss, and every keyframe costs the publisher bandwidth.
     pub const DEFAULT_KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
 
-    pub fn new(policy: Box<dyn RoutingPolicy>) -> Self {
+    pub fn new(policy: Arc<RoutingTable>) -> Self {
         Forwarder {
             policy,
             peers: HashMap::new(),
@@ -115,26 +108,89 @@ impl Forwarder {
         _now: Instant,
         peer: ParticipantId,
         visit: VisitId,
+        visit_type: VisitType,
         role: Role,
     ) {
         if self.peers.contains_key(&peer) {
             return;
         }
-        let mut subscribe: Vec<(TrackId, ParticipantId, TrackKind)> = self
+        self.peers.insert(
+            peer,
+            PeerEntry {
+                visit: visit.clone(),
+                visit_type,
+                role,
+                shown: visit_type == VisitType::Consult,
+            },
+        );
+        let mut tracks: Vec<TrackId> = self
             .tracks
             .iter()
             .filter(|(_, t)| t.visit == visit)
-            .filter(|(_, t)| {
-                let publisher_role = self.peers.get(&t.publisher).map(|p| p.role);
-                publisher_role.is_some_and(|pr| self.policy.may_receive(role, pr, t.kind))
-            })
-            .map(|(id, t)| (*id, t.publisher, t.kind))
+            .map(|(id, _)| *id)
             .collect();
-        subscribe.sort_by_key(|(track, _, _)| *track);
-        self.peers.insert(peer, PeerEntry { visit, role });
-        for (track, publisher, kind) in subscribe {
-            self.subscribe(peer, track, publisher, kind);
+        tracks.sort();
+        for track in tracks {
+            if self.allowed(peer, track) {
+                self.subscribe(peer, track);
+            }
         }
+    }
+
+    /// Whether the policy lets `subscriber` publish `source` (checked at negotiation).
+    pub fn may_publish(&self, peer: ParticipantId, source: Source) -> bool {
+        self.peers
+            .get(&peer)
+            .is_some_and(|p| self.policy.policy(p.visit_type).may_publish(p.role, source))
+    }
+
+    /// "Show my video" changed: subscriptions to this publisher's tracks follow the policy.
+    pub fn handle_shown_changed(&mut self, _now: Instant, peer: ParticipantId, shown: bool) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if p.shown == shown {
+            return;
+        }
+        p.shown = shown;
+        let mut published: Vec<TrackId> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| t.publisher == peer)
+            .map(|(id, _)| *id)
+            .collect();
+        published.sort();
+        let mut others: Vec<ParticipantId> = self.peers.keys().copied().collect();
+        others.sort();
+        for track in published {
+            for &sub in &others {
+                let subscribed = self
+                    .tracks
+                    .get(&track)
+                    .is_some_and(|t| t.active.contains(&sub) || t.pending.contains(&sub));
+                match (subscribed, self.allowed(sub, track)) {
+                    (false, true) => self.subscribe(sub, track),
+                    (true, false) => self.unsubscribe(sub, track),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Whether `subscriber` may receive `track` now.
+    fn allowed(&self, subscriber: ParticipantId, track: TrackId) -> bool {
+        let (Some(s), Some(t)) = (self.peers.get(&subscriber), self.tracks.get(&track)) else {
+            return false;
+        };
+        let Some(p) = self.peers.get(&t.publisher) else {
+            return false;
+        };
+        t.publisher != subscriber
+            && s.visit == t.visit
+            && self
+                .policy
+                .policy(s.visit_type)
+                .may_receive(s.role, p.role, t.source, p.shown)
     }
 
     /// A participant's media session ended: its tracks are withdrawn from everyone.
@@ -158,39 +214,39 @@ impl Forwarder {
         }
     }
 
-    /// `publisher` started sending a track. Returns its id; subscriptions follow as decisions.
+    /// `publisher` started sending a track. Returns its id (none if the policy forbids
+    /// publishing this source); subscriptions follow as decisions.
     pub fn handle_track_published(
         &mut self,
         _now: Instant,
         publisher: ParticipantId,
         kind: TrackKind,
+        source: Source,
     ) -> Option<TrackId> {
-        let entry = self.peers.get(&publisher)?;
-        let visit = entry.visit.clone();
-        let publisher_role = entry.role;
+        if !self.may_publish(publisher, source) || source.kind() != kind {
+            return None;
+        }
+        let visit = self.peers.get(&publisher)?.visit.clone();
         let track = TrackId(self.next_track);
         self.next_track += 1;
         self.tracks.insert(
             track,
             TrackEntry {
                 publisher,
-                visit: visit.clone(),
+                visit,
                 kind,
+                source,
                 active: Vec::new(),
                 pending: Vec::new(),
                 last_keyframe_request: None,
             },
         );
-        let mut subscribers: Vec<ParticipantId> = self
-            .peers
-            .iter()
-            .filter(|(id, p)| **id != publisher && p.visit == visit)
-            .filter(|(_, p)| self.policy.may_receive(p.role, publisher_role, kind))
-            .map(|(id, _)| *id)
-            .collect();
+        let mut subscribers: Vec<ParticipantId> = self.peers.keys().copied().collect();
         subscribers.sort();
         for s in subscribers {
-            self.subscribe(s, track, publisher, kind);
+            if self.allowed(s, track) {
+                self.subscribe(s, track);
+            }
         }
         Some(track)
     }
@@ -269,22 +325,28 @@ impl Forwarder {
         self.tracks.len()
     }
 
-    fn subscribe(
-        &mut self,
-        subscriber: ParticipantId,
-        track: TrackId,
-        publisher: ParticipantId,
-        kind: TrackKind,
-    ) {
-        if let Some(t) = self.tracks.get_mut(&track) {
-            t.pending.push(subscriber);
-        }
+    fn subscribe(&mut self, subscriber: ParticipantId, track: TrackId) {
+        let Some(t) = self.tracks.get_mut(&track) else {
+            return;
+        };
+        t.pending.push(subscriber);
         self.decisions.push_back(Decision::Subscribe {
             subscriber,
             track,
-            publisher,
-            kind,
+            publisher: t.publisher,
+            kind: t.kind,
+            source: t.source,
         });
+    }
+
+    fn unsubscribe(&mut self, subscriber: ParticipantId, track: TrackId) {
+        let Some(t) = self.tracks.get_mut(&track) else {
+            return;
+        };
+        t.active.retain(|p| *p != subscriber);
+        t.pending.retain(|p| *p != subscriber);
+        self.decisions
+            .push_back(Decision::Unsubscribe { subscriber, track });
     }
 
     fn withdraw(&mut self, track: TrackId) {

@@ -8,6 +8,9 @@
 pub mod core;
 pub mod engine;
 mod metrics;
+pub mod policy;
+pub mod sdp;
 
-pub use engine::{PeerEvent, Sfu, SfuConfig, SfuError};
+pub use engine::{NewPeer, PeerEvent, Sfu, SfuConfig, SfuError};
 pub use metrics::SfuMetrics;
+pub use policy::RoutingTable;

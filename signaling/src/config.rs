@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use bedside_sfu::RoutingTable;
 use serde::Deserialize;
 
 /// Everything `bedside serve` needs.
@@ -21,6 +22,71 @@ pub struct Config {
     pub tokens: TokenConfig,
     pub signaling: SignalingConfig,
     pub log: LogConfig,
+    pub visits: VisitsConfig,
+    /// Who publishes and receives what, per visit type (`docs/roles.md`). Default: DESIGN.md's
+    /// table. A visit type given here replaces that type's defaults whole.
+    pub routing: RoutingTable,
+    pub audit: AuditConfig,
+}
+
+/// Limits per visit type.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VisitsConfig {
+    pub consult: VisitTypeConfig,
+    pub group: VisitTypeConfig,
+}
+
+impl Default for VisitsConfig {
+    fn default() -> Self {
+        VisitsConfig {
+            consult: VisitTypeConfig {
+                max_participants: 10,
+                ..VisitTypeConfig::default()
+            },
+            group: VisitTypeConfig {
+                max_participants: 20,
+                ..VisitTypeConfig::default()
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VisitTypeConfig {
+    /// Most participants at once, waiting and admitted together.
+    pub max_participants: usize,
+    /// Seconds a participant may wait for admission before the wait ends with a message.
+    pub max_wait_seconds: u64,
+    /// Seconds a dropped participant keeps their place in the queue or their admission.
+    pub grace_seconds: u64,
+}
+
+impl Default for VisitTypeConfig {
+    fn default() -> Self {
+        VisitTypeConfig {
+            max_participants: 10,
+            max_wait_seconds: 3600,
+            grace_seconds: 30,
+        }
+    }
+}
+
+/// The append-only audit log.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// The JSON-lines file; created if missing, continued (after verifying its chain) if not.
+    pub path: PathBuf,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            path: PathBuf::from("/var/lib/bedside/audit.jsonl"),
+        }
+    }
 }
 
 /// The public listener: web client and WebSocket signaling.
@@ -102,12 +168,18 @@ impl Default for TokenConfig {
 pub struct SignalingConfig {
     /// Seconds a new socket may take to send `join` before it is closed.
     pub join_timeout_seconds: u64,
+    /// Join attempts per second allowed from one client address (sustained).
+    pub join_rate_per_second: f64,
+    /// Join attempts one client address may make in a burst.
+    pub join_burst: u32,
 }
 
 impl Default for SignalingConfig {
     fn default() -> Self {
         SignalingConfig {
             join_timeout_seconds: 10,
+            join_rate_per_second: 2.0,
+            join_burst: 20,
         }
     }
 }
@@ -228,6 +300,32 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "[signaling] join_timeout_seconds must be between 1 and 300".into(),
             ));
+        }
+        let rate = self.signaling.join_rate_per_second;
+        if rate.is_nan() || rate <= 0.0 || self.signaling.join_burst == 0 {
+            return Err(ConfigError::Invalid(
+                "[signaling] join_rate_per_second and join_burst must be above 0".into(),
+            ));
+        }
+        for (name, v) in [
+            ("consult", &self.visits.consult),
+            ("group", &self.visits.group),
+        ] {
+            if !(2..=1000).contains(&v.max_participants) {
+                return Err(ConfigError::Invalid(format!(
+                    "[visits.{name}] max_participants must be between 2 and 1000"
+                )));
+            }
+            if !(60..=86_400).contains(&v.max_wait_seconds) {
+                return Err(ConfigError::Invalid(format!(
+                    "[visits.{name}] max_wait_seconds must be between 60 and 86400"
+                )));
+            }
+            if v.grace_seconds > 600 {
+                return Err(ConfigError::Invalid(format!(
+                    "[visits.{name}] grace_seconds must be at most 600"
+                )));
+            }
         }
         if self.http.listen == self.admin.listen {
             return Err(ConfigError::Invalid(

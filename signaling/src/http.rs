@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use axum::extract::{State, WebSocketUpgrade};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -34,10 +36,14 @@ pub(crate) fn admin_router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-async fn signal(State(state): State<Arc<AppState>>, ws: WebSocketUpgrade) -> Response {
+async fn signal(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ws: WebSocketUpgrade,
+) -> Response {
     ws.max_message_size(WS_HARD_LIMIT)
         .max_frame_size(WS_HARD_LIMIT)
-        .on_upgrade(move |socket| session::run(state, socket))
+        .on_upgrade(move |socket| session::run(state, socket, peer.ip()))
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {

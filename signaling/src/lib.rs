@@ -6,7 +6,9 @@
 pub mod config;
 pub mod devstate;
 mod http;
+mod limiter;
 mod metrics;
+mod room;
 mod session;
 mod visits;
 mod web;
@@ -16,18 +18,40 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bedside_proto::ParticipantId;
+use bedside_audit::AuditLog;
+use bedside_proto::{IceServer, ParticipantId};
 use bedside_sfu::{Sfu, SfuConfig, SfuMetrics};
 use bedside_token::Verifier;
 use tokio::net::TcpListener;
 
 pub use metrics::Metrics;
+pub use room::RoomLimits;
+pub use visits::VisitLimits;
 
 /// What a running server is made of; built once at start-up, shared read-only.
 pub struct Settings {
     pub verifier: Verifier,
     pub join_timeout: Duration,
     pub sfu: SfuConfig,
+    pub limits: VisitLimits,
+    pub audit: AuditLog,
+    /// Join attempts allowed per second from one client address, and the burst above that.
+    pub join_rate: (f64, u32),
+}
+
+impl Settings {
+    /// Limits for tests and `bedside dev`.
+    pub fn default_limits() -> VisitLimits {
+        let limits = |max| RoomLimits {
+            max_participants: max,
+            max_wait: Duration::from_secs(3600),
+            grace: Duration::from_secs(30),
+        };
+        VisitLimits {
+            consult: limits(10),
+            group: limits(20),
+        }
+    }
 }
 
 /// Shared state of the request handlers.
@@ -36,13 +60,21 @@ pub(crate) struct AppState {
     pub(crate) join_timeout: Duration,
     pub(crate) sfu: Sfu,
     pub(crate) visits: visits::Visits,
+    pub(crate) visit_context: visits::VisitContext,
     pub(crate) metrics: Metrics,
+    pub(crate) audit: AuditLog,
+    pub(crate) join_limiter: limiter::JoinLimiter,
     next_participant: AtomicU64,
 }
 
 impl AppState {
     pub(crate) fn mint_participant_id(&self) -> ParticipantId {
         ParticipantId::from_raw(self.next_participant.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The ICE servers a participant is given at join (TURN comes with `bedside-turn`).
+    pub(crate) fn ice_servers(&self, _subject: &str) -> Vec<IceServer> {
+        Vec::new()
     }
 }
 
@@ -58,13 +90,22 @@ impl Server {
         let sfu_metrics = SfuMetrics::new(&metrics.registry)
             .map_err(|e| std::io::Error::other(format!("metrics registry: {e}")))?;
         let sfu = Sfu::start(settings.sfu, sfu_metrics)?;
+        let visit_context = visits::VisitContext {
+            sfu: sfu.clone(),
+            audit: settings.audit.clone(),
+            metrics: metrics.clone(),
+            limits: settings.limits,
+        };
         Ok(Server {
             state: Arc::new(AppState {
                 verifier: settings.verifier,
                 join_timeout: settings.join_timeout,
                 sfu,
                 visits: visits::Visits::default(),
+                visit_context,
                 metrics,
+                audit: settings.audit,
+                join_limiter: limiter::JoinLimiter::new(settings.join_rate.0, settings.join_rate.1),
                 next_participant: AtomicU64::new(1),
             }),
         })

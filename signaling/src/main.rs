@@ -5,11 +5,14 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
-use bedside::config::{Config, LogFormatName};
+use std::sync::Arc;
+
+use bedside::config::{Config, LogFormatName, VisitTypeConfig};
 use bedside::devstate;
-use bedside::{Server, Settings};
+use bedside::{RoomLimits, Server, Settings, VisitLimits};
+use bedside_audit::AuditLog;
 use bedside_proto::{Role, VisitType};
-use bedside_sfu::SfuConfig;
+use bedside_sfu::{RoutingTable, SfuConfig};
 use bedside_telemetry::LogFormat;
 use bedside_token::{sign_hs256, Claims, Verifier};
 use clap::{Parser, Subcommand};
@@ -44,6 +47,11 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Print a signed join token.
     Token {
         #[arg(long)]
@@ -72,9 +80,27 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check an audit log's hash chain; writes nothing.
+    Verify { file: PathBuf },
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Audit {
+            command: AuditCommand::Verify { file },
+        } => {
+            let report = bedside_audit::verify(&file)?;
+            println!(
+                "{}: {} entries, chain intact, last hash {}",
+                file.display(),
+                report.entries,
+                report.last_hash
+            );
+            Ok(())
+        }
         Command::Dev {
             listen,
             admin_listen,
@@ -187,13 +213,21 @@ async fn dev(
         bail!("bedside dev listens on loopback only; use `bedside serve --config FILE` to serve a network");
     }
     let secret = dev_key(state_dir.as_deref())?;
+    let dir = devstate::state_dir(state_dir.as_deref());
+    let audit_path = dir.join("audit.jsonl");
+    let audit = AuditLog::open(&audit_path)
+        .with_context(|| format!("opening the dev audit log {}", audit_path.display()))?;
     let settings = Settings {
         verifier: Verifier::hs256(&secret, Some(devstate::DEV_ISSUER), 30),
         join_timeout: Duration::from_secs(10),
         sfu: SfuConfig {
             bind: SocketAddr::new(listen.ip(), 0),
             advertise: Vec::new(),
+            routing: Arc::new(RoutingTable::default()),
         },
+        limits: Settings::default_limits(),
+        audit,
+        join_rate: (10.0, 60),
     };
     let http = tokio::net::TcpListener::bind(listen)
         .await
@@ -222,6 +256,7 @@ async fn dev(
     println!("  web:      http://{web}/");
     println!("  admin:    http://{admin_addr}/metrics");
     println!("  media:    udp {}", server.media_addr());
+    println!("  audit:    {}", audit_path.display());
     println!("Open each link in its own browser window (valid 12 hours):");
     println!("  provider: {}", link(Role::Provider, "Dr. Dev")?);
     println!("  patient:  {}", link(Role::Patient, "Pat Dev")?);
@@ -234,6 +269,13 @@ async fn dev(
 
 async fn serve(config: Config) -> Result<()> {
     let secret = config.read_token_secret()?;
+    let audit = AuditLog::open(&config.audit.path)
+        .with_context(|| format!("opening [audit] path {}", config.audit.path.display()))?;
+    let limits = |v: &VisitTypeConfig| RoomLimits {
+        max_participants: v.max_participants,
+        max_wait: Duration::from_secs(v.max_wait_seconds),
+        grace: Duration::from_secs(v.grace_seconds),
+    };
     let settings = Settings {
         verifier: Verifier::hs256(
             &secret,
@@ -244,7 +286,17 @@ async fn serve(config: Config) -> Result<()> {
         sfu: SfuConfig {
             bind: config.media.bind,
             advertise: config.media.advertise.clone(),
+            routing: Arc::new(config.routing.clone()),
         },
+        limits: VisitLimits {
+            consult: limits(&config.visits.consult),
+            group: limits(&config.visits.group),
+        },
+        audit,
+        join_rate: (
+            config.signaling.join_rate_per_second,
+            config.signaling.join_burst,
+        ),
     };
     let http = tokio::net::TcpListener::bind(config.http.listen)
         .await

@@ -12,6 +12,8 @@ pub struct Metrics {
     pub sessions: IntGauge,
     /// Visits with at least one participant.
     pub visits: IntGauge,
+    /// Participants in waiting rooms now.
+    pub waiting: IntGauge,
 }
 
 impl Metrics {
@@ -37,11 +39,17 @@ impl Metrics {
         .expect("static metric definition is valid");
         let visits = IntGauge::new("bedside_visits", "Visits with at least one participant")
             .expect("static metric definition is valid");
+        let waiting = IntGauge::new(
+            "bedside_waiting_participants",
+            "Participants in waiting rooms now",
+        )
+        .expect("static metric definition is valid");
         for c in [
             Box::new(errors.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(joins.clone()),
             Box::new(sessions.clone()),
             Box::new(visits.clone()),
+            Box::new(waiting.clone()),
         ] {
             registry
                 .register(c)
@@ -53,6 +61,7 @@ impl Metrics {
             joins,
             sessions,
             visits,
+            waiting,
         }
     }
 

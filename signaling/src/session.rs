@@ -2,19 +2,23 @@
 //! fresh socket until a valid `join`, which turns it into a [`Joined`] session in a visit.
 //! Only a `Joined` session can reach the media engine.
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use bedside_audit::AuditEvent;
 use bedside_proto::{
-    decode_client_message, ClientMessage, DecodeError, ErrorCode, ParticipantId, ParticipantInfo,
-    ServerMessage, MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
+    decode_client_message, ClientMessage, DecodeError, ErrorCode, JoinState, ParticipantId,
+    ServerMessage, VisitType, MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
 };
-use bedside_sfu::{PeerEvent, SfuError};
+use bedside_sfu::{NewPeer, PeerEvent, SfuError};
 use bedside_token::{Grant, TokenError};
 use tokio::sync::mpsc;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
-use crate::visits::Membership;
+use crate::room::{Command, Joiner, Refusal};
+use crate::visits::{JoinError, Membership, ToSession};
 use crate::AppState;
 
 /// WebSocket close codes (RFC 6455 §7.4.1).
@@ -24,8 +28,12 @@ const CLOSE_TOO_BIG: u16 = 1009;
 const CLOSE_UNAVAILABLE: u16 = 1013;
 
 /// Runs a session from upgrade to close.
-pub(crate) async fn run(state: Arc<AppState>, socket: WebSocket) {
-    let waiting = AwaitingJoin { state, socket };
+pub(crate) async fn run(state: Arc<AppState>, socket: WebSocket, client_ip: IpAddr) {
+    let waiting = AwaitingJoin {
+        state,
+        socket,
+        client_ip,
+    };
     if let Some(joined) = waiting.await_join().await {
         joined.run().await;
     }
@@ -74,6 +82,19 @@ impl Conn {
                 _ => CLOSE_POLICY,
             };
             self.close(close, code.as_str()).await;
+        }
+    }
+
+    /// Records a refusal in the audit log (codes only: the token is never recorded).
+    fn audit_refusal(&self, code: ErrorCode, visit: Option<String>) {
+        let event = AuditEvent {
+            kind: "refuse".into(),
+            visit,
+            code: Some(code.as_str().into()),
+            ..AuditEvent::default()
+        };
+        if let Err(e) = self.state.audit.append(event) {
+            warn!(error = %e, "audit log append failed");
         }
     }
 
@@ -133,6 +154,7 @@ impl Conn {
 struct AwaitingJoin {
     state: Arc<AppState>,
     socket: WebSocket,
+    client_ip: IpAddr,
 }
 
 impl AwaitingJoin {
@@ -156,6 +178,24 @@ impl AwaitingJoin {
                 Incoming::Gone | Incoming::Refused(true) => return None,
                 Incoming::Refused(false) => continue,
                 Incoming::Message(ClientMessage::Join { v, token }) => {
+                    if !conn
+                        .state
+                        .join_limiter
+                        .allow(Instant::now(), self.client_ip)
+                    {
+                        conn.state
+                            .metrics
+                            .joins
+                            .with_label_values(&["refused"])
+                            .inc();
+                        conn.audit_refusal(ErrorCode::RateLimited, None);
+                        conn.error(
+                            ErrorCode::RateLimited,
+                            "too many join attempts; wait a moment and try again",
+                        )
+                        .await;
+                        return None;
+                    }
                     return Joined::enter(conn, v, &token).await;
                 }
                 Incoming::Message(ClientMessage::Ping) => {
@@ -169,13 +209,16 @@ impl AwaitingJoin {
     }
 }
 
-/// A session that has joined a visit.
+/// A session that has joined a visit, waiting or admitted.
 struct Joined {
     conn: Conn,
     grant: Grant,
+    /// The visit's type (the first joiner's token set it).
+    visit_type: VisitType,
     participant: ParticipantId,
-    membership: Membership,
-    visit_rx: mpsc::UnboundedReceiver<ServerMessage>,
+    membership: Option<Membership>,
+    visit_rx: mpsc::UnboundedReceiver<ToSession>,
+    admitted: bool,
     media_started: bool,
 }
 
@@ -184,6 +227,7 @@ impl Joined {
         let metrics = conn.state.metrics.clone();
         if v != PROTOCOL_VERSION {
             metrics.joins.with_label_values(&["refused"]).inc();
+            conn.audit_refusal(ErrorCode::UnsupportedVersion, None);
             conn.error(
                 ErrorCode::UnsupportedVersion,
                 "this server speaks signaling protocol version 1",
@@ -200,41 +244,81 @@ impl Joined {
                     _ => ErrorCode::InvalidToken,
                 };
                 info!(code = code.as_str(), "join refused");
+                conn.audit_refusal(code, None);
                 conn.error(code, &e.to_string()).await;
                 return None;
             }
         };
         let participant = conn.state.mint_participant_id();
         let (tx, visit_rx) = mpsc::unbounded_channel();
-        let info = ParticipantInfo {
-            participant,
+        let who = Joiner {
+            id: participant,
+            subject: grant.subject.clone(),
+            jti: grant.jti.clone(),
             role: grant.role,
             name: grant.name.clone(),
+            reason: grant.reason.clone(),
         };
         let state = conn.state.clone();
-        let Some((membership, others)) = state.visits.join(&grant.visit, info, tx, &metrics).await
-        else {
-            conn.error(ErrorCode::Unavailable, "the visit cannot be joined now")
-                .await;
-            return None;
+        let joined = state
+            .visits
+            .join(
+                &grant.visit,
+                grant.visit_type,
+                who,
+                tx,
+                &state.visit_context,
+            )
+            .await;
+        let (membership, visit_type, entered) = match joined {
+            Ok(x) => x,
+            Err(e) => {
+                metrics.joins.with_label_values(&["refused"]).inc();
+                let (code, text) = match e {
+                    JoinError::Refused(Refusal::VisitFull) => {
+                        (ErrorCode::VisitFull, "this visit is full")
+                    }
+                    JoinError::Refused(Refusal::VisitEnded) => {
+                        (ErrorCode::VisitEnded, "this visit has ended")
+                    }
+                    JoinError::Unavailable => {
+                        (ErrorCode::Unavailable, "the visit cannot be joined now")
+                    }
+                };
+                info!(code = code.as_str(), visit = %grant.visit, "join refused");
+                if code == ErrorCode::VisitEnded || code == ErrorCode::Unavailable {
+                    // visit_full is audited by the room with the participant's ids.
+                    conn.audit_refusal(code, Some(grant.visit.to_string()));
+                }
+                conn.error(code, text).await;
+                return None;
+            }
         };
         metrics.joins.with_label_values(&["ok"]).inc();
         metrics.sessions.inc();
-        info!(%participant, visit = %grant.visit, role = %grant.role, "joined");
+        info!(%participant, visit = %grant.visit, role = %grant.role, admitted = entered.admitted, "joined");
         let joined = ServerMessage::Joined {
             v: PROTOCOL_VERSION,
             visit: grant.visit.clone(),
+            visit_type,
             participant,
             role: grant.role,
-            ice_servers: Vec::new(),
-            participants: others,
+            state: if entered.admitted {
+                JoinState::Admitted
+            } else {
+                JoinState::Waiting
+            },
+            ice_servers: state.ice_servers(&grant.subject),
+            participants: entered.participants,
         };
         let mut session = Joined {
             conn,
             grant,
+            visit_type,
             participant,
-            membership,
+            membership: Some(membership),
             visit_rx,
+            admitted: entered.admitted,
             media_started: false,
         };
         if !session.conn.send(&joined).await {
@@ -260,6 +344,17 @@ impl Joined {
                     }
                 }
                 Some(msg) = self.visit_rx.recv() => {
+                    let msg = match msg {
+                        ToSession::Message(m) => m,
+                        ToSession::Admitted(m) => {
+                            self.admitted = true;
+                            m
+                        }
+                        ToSession::Close(code, text) => {
+                            self.conn.error(code, &text).await;
+                            break;
+                        }
+                    };
                     if !self.conn.send(&msg).await {
                         break;
                     }
@@ -291,6 +386,37 @@ impl Joined {
         peer_tx: &mpsc::UnboundedSender<PeerEvent>,
     ) -> bool {
         let sfu = self.conn.state.sfu.clone();
+        let command = match msg {
+            ClientMessage::Admit { participant } => Some(Command::Admit(participant)),
+            ClientMessage::AdmitAll => Some(Command::AdmitAll),
+            ClientMessage::Deny {
+                participant,
+                ref reason,
+            } => Some(Command::Deny(participant, reason.clone())),
+            ClientMessage::Remove { participant } => Some(Command::Remove(participant)),
+            ClientMessage::EndVisit => Some(Command::EndVisit),
+            ClientMessage::NotifyWaiting { ref text } => Some(Command::NotifyWaiting(text.clone())),
+            ClientMessage::ShowVideo { show } => Some(Command::ShowVideo(show)),
+            _ => None,
+        };
+        if let Some(cmd) = command {
+            let verdict = match &self.membership {
+                Some(m) => m.command(cmd).await,
+                None => Err(ErrorCode::Unavailable),
+            };
+            return match verdict {
+                Ok(()) => true,
+                Err(code) => {
+                    let text = match code {
+                        ErrorCode::Forbidden => "your role may not do that in this visit",
+                        ErrorCode::UnknownParticipant => "that participant is not here",
+                        _ => "the visit could not do that now",
+                    };
+                    self.conn.error(code, text).await;
+                    !code.closes_session()
+                }
+            };
+        }
         let result = match msg {
             ClientMessage::Join { .. } => {
                 self.conn
@@ -300,24 +426,39 @@ impl Joined {
             }
             ClientMessage::Ping => return self.conn.send(&ServerMessage::Pong).await,
             ClientMessage::Leave => {
+                if let Some(m) = self.membership.take() {
+                    m.leave();
+                }
                 self.conn.send(&ServerMessage::Left).await;
                 self.conn.close(CLOSE_NORMAL, "left").await;
                 return false;
             }
-            ClientMessage::Offer { sdp } if !self.media_started => {
-                let r = sfu
-                    .add_peer(
-                        self.participant,
-                        self.grant.visit.clone(),
-                        self.grant.role,
-                        sdp,
-                        peer_tx.clone(),
-                    )
+            ClientMessage::Offer { .. }
+            | ClientMessage::Answer { .. }
+            | ClientMessage::Candidate { .. }
+                if !self.admitted =>
+            {
+                self.conn
+                    .error(ErrorCode::NotAdmitted, "wait until a clinician admits you")
                     .await;
+                return true;
+            }
+            ClientMessage::Offer { sdp, sources } if !self.media_started => {
+                let peer = NewPeer {
+                    id: self.participant,
+                    visit: self.grant.visit.clone(),
+                    visit_type: self.visit_type,
+                    role: self.grant.role,
+                    sources: sources.into_iter().collect(),
+                };
+                let r = sfu.add_peer(peer, sdp, peer_tx.clone()).await;
                 self.media_started = r.is_ok();
                 r
             }
-            ClientMessage::Offer { sdp } => sfu.client_offer(self.participant, sdp).await,
+            ClientMessage::Offer { sdp, sources } => {
+                sfu.client_offer(self.participant, sdp, sources.into_iter().collect())
+                    .await
+            }
             ClientMessage::Answer { .. } | ClientMessage::Candidate { .. }
                 if !self.media_started =>
             {
@@ -327,6 +468,7 @@ impl Joined {
             ClientMessage::Candidate { candidate, .. } => {
                 sfu.add_candidate(self.participant, candidate).await
             }
+            _ => unreachable!("commands are handled above"),
         };
         match result {
             Ok(()) => true,
@@ -334,6 +476,21 @@ impl Joined {
                 let code = match e {
                     SfuError::InvalidSdp => ErrorCode::InvalidSdp,
                     SfuError::InvalidCandidate => ErrorCode::InvalidCandidate,
+                    SfuError::PublishNotAllowed => {
+                        let event = AuditEvent {
+                            kind: "refuse".into(),
+                            visit: Some(self.grant.visit.to_string()),
+                            participant: Some(self.participant.to_string()),
+                            subject: Some(self.grant.subject.clone()),
+                            role: Some(self.grant.role.to_string()),
+                            code: Some("publish_not_allowed".into()),
+                            ..AuditEvent::default()
+                        };
+                        if let Err(e) = self.conn.state.audit.append(event) {
+                            warn!(error = %e, "audit log append failed");
+                        }
+                        ErrorCode::PublishNotAllowed
+                    }
                     SfuError::NegotiationState
                     | SfuError::UnknownPeer
                     | SfuError::DuplicatePeer => ErrorCode::NegotiationState,
@@ -345,12 +502,13 @@ impl Joined {
         }
     }
 
-    fn end(self) {
+    fn end(mut self) {
         if self.media_started {
             self.conn.state.sfu.remove_peer(self.participant);
         }
         self.conn.state.metrics.sessions.dec();
-        info!(participant = %self.participant, "left");
-        self.membership.leave();
+        info!(participant = %self.participant, "session ended");
+        // Dropping the membership tells the visit (as a drop unless `leave` was called).
+        self.membership.take();
     }
 }

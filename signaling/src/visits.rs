@@ -1,155 +1,330 @@
-//! Visits: who is in which visit, and telling them about each other. Each visit is owned by
-//! one task (STYLE.md 2); sessions talk to it through a channel. The registry only maps visit
-//! ids to those channels.
+//! Visits: one task per visit owns its [`Room`] (STYLE.md 2) and carries the room's outputs
+//! out to sessions, the media engine and the audit log. The registry maps visit ids to those
+//! tasks' channels and remembers visits a provider ended.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use bedside_proto::{ParticipantId, ParticipantInfo, ServerMessage, VisitId};
+use bedside_audit::{AuditEvent, AuditLog};
+use bedside_proto::{ErrorCode, ParticipantId, ServerMessage, VisitId, VisitType};
+use bedside_sfu::Sfu;
 use tokio::sync::{mpsc, oneshot};
-use tracing::info;
+use tracing::{info, warn};
 
+use crate::room::{AuditNote, Command, Departure, Entered, Joiner, Out, Refusal, Room, RoomLimits};
 use crate::Metrics;
 
-/// Messages from the visit to one session.
-pub(crate) type SessionTx = mpsc::UnboundedSender<ServerMessage>;
+/// What a visit tells one session.
+#[derive(Debug)]
+pub(crate) enum ToSession {
+    Message(ServerMessage),
+    /// Admitted from the waiting room: media may start; forward the message.
+    Admitted(ServerMessage),
+    /// The visit ends this session with an error code and a message for the person.
+    Close(ErrorCode, String),
+}
+
+pub(crate) type SessionTx = mpsc::UnboundedSender<ToSession>;
 
 enum VisitCmd {
     Join {
-        info: ParticipantInfo,
+        who: Joiner,
         tx: SessionTx,
-        reply: oneshot::Sender<Vec<ParticipantInfo>>,
+        reply: oneshot::Sender<Result<Entered, Refusal>>,
     },
     Leave {
         participant: ParticipantId,
+        how: Departure,
+    },
+    Command {
+        from: ParticipantId,
+        cmd: Command,
+        reply: oneshot::Sender<Result<(), ErrorCode>>,
     },
 }
 
-/// The registry of live visits.
-#[derive(Default)]
-pub(crate) struct Visits {
-    live: Arc<Mutex<HashMap<VisitId, mpsc::UnboundedSender<VisitCmd>>>>,
+/// Limits per visit type.
+#[derive(Debug, Clone)]
+pub struct VisitLimits {
+    pub consult: RoomLimits,
+    pub group: RoomLimits,
 }
 
-/// A session's membership of a visit; leaving is explicit ([`Membership::leave`]) and also
-/// happens on drop, so a crashed session never lingers in the participant list.
+impl VisitLimits {
+    fn for_type(&self, t: VisitType) -> RoomLimits {
+        match t {
+            VisitType::Consult => self.consult.clone(),
+            VisitType::Group => self.group.clone(),
+        }
+    }
+}
+
+/// What every visit task needs from the server.
+#[derive(Clone)]
+pub(crate) struct VisitContext {
+    pub(crate) sfu: Sfu,
+    pub(crate) audit: AuditLog,
+    pub(crate) metrics: Metrics,
+    pub(crate) limits: VisitLimits,
+}
+
+/// How long an ended visit id is refused (longer than any join token lives).
+const ENDED_MEMORY: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Default)]
+struct Registry {
+    live: HashMap<VisitId, (mpsc::UnboundedSender<VisitCmd>, VisitType)>,
+    ended: HashMap<VisitId, Instant>,
+}
+
+/// The registry of live visits.
+#[derive(Default, Clone)]
+pub(crate) struct Visits {
+    inner: Arc<Mutex<Registry>>,
+}
+
+/// Why a join did not get into a visit.
+pub(crate) enum JoinError {
+    Refused(Refusal),
+    Unavailable,
+}
+
+/// A session's membership of a visit. Dropping it tells the visit the session dropped
+/// (grace applies); [`Membership::leave`] says it left on purpose.
 pub(crate) struct Membership {
     visit: mpsc::UnboundedSender<VisitCmd>,
     participant: ParticipantId,
+    how: Departure,
 }
 
 impl Membership {
-    pub(crate) fn leave(self) {}
+    pub(crate) fn leave(mut self) {
+        self.how = Departure::Left;
+    }
+
+    /// Sends a command to the visit and waits for its verdict.
+    pub(crate) async fn command(&self, cmd: Command) -> Result<(), ErrorCode> {
+        let (reply, rx) = oneshot::channel();
+        self.visit
+            .send(VisitCmd::Command {
+                from: self.participant,
+                cmd,
+                reply,
+            })
+            .map_err(|_| ErrorCode::Unavailable)?;
+        rx.await.map_err(|_| ErrorCode::Unavailable)?
+    }
 }
 
 impl Drop for Membership {
     fn drop(&mut self) {
         let _ = self.visit.send(VisitCmd::Leave {
             participant: self.participant,
+            how: self.how,
         });
     }
 }
 
 impl Visits {
-    /// Adds a participant to `visit` (creating it on first join) and returns the membership
-    /// and everyone who was there already.
+    /// Adds a participant to `visit` (creating it on first join with `visit_type`).
+    /// Returns the membership, the visit's type (the first joiner's) and how they entered.
     pub(crate) async fn join(
         &self,
         visit: &VisitId,
-        info: ParticipantInfo,
+        visit_type: VisitType,
+        who: Joiner,
         tx: SessionTx,
-        metrics: &Metrics,
-    ) -> Option<(Membership, Vec<ParticipantInfo>)> {
+        ctx: &VisitContext,
+    ) -> Result<(Membership, VisitType, Entered), JoinError> {
         // A visit task that just emptied may be closing: its channel then refuses the join and
         // the next attempt creates a fresh visit.
         for _ in 0..3 {
-            let sender = self.sender_for(visit, metrics);
+            let (sender, actual_type) = self.sender_for(visit, visit_type, ctx)?;
             let (reply, rx) = oneshot::channel();
             let cmd = VisitCmd::Join {
-                info: info.clone(),
+                who: who.clone(),
                 tx: tx.clone(),
                 reply,
             };
             if sender.send(cmd).is_err() {
                 continue;
             }
-            if let Ok(others) = rx.await {
-                let membership = Membership {
-                    visit: sender,
-                    participant: info.participant,
-                };
-                return Some((membership, others));
+            match rx.await {
+                Ok(Ok(entered)) => {
+                    let membership = Membership {
+                        visit: sender,
+                        participant: who.id,
+                        how: Departure::Dropped,
+                    };
+                    return Ok((membership, actual_type, entered));
+                }
+                Ok(Err(refusal)) => return Err(JoinError::Refused(refusal)),
+                Err(_) => continue,
             }
         }
-        None
+        Err(JoinError::Unavailable)
     }
 
-    fn sender_for(&self, visit: &VisitId, metrics: &Metrics) -> mpsc::UnboundedSender<VisitCmd> {
-        let mut live = self
-            .live
+    fn sender_for(
+        &self,
+        visit: &VisitId,
+        visit_type: VisitType,
+        ctx: &VisitContext,
+    ) -> Result<(mpsc::UnboundedSender<VisitCmd>, VisitType), JoinError> {
+        let mut reg = self
+            .inner
             .lock()
             .expect("the visit registry lock is never poisoned");
-        if let Some(s) = live.get(visit) {
+        let now = Instant::now();
+        reg.ended
+            .retain(|_, at| now.duration_since(*at) < ENDED_MEMORY);
+        if reg.ended.contains_key(visit) {
+            return Err(JoinError::Refused(Refusal::VisitEnded));
+        }
+        if let Some((s, t)) = reg.live.get(visit) {
             if !s.is_closed() {
-                return s.clone();
+                return Ok((s.clone(), *t));
             }
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        live.insert(visit.clone(), tx.clone());
-        metrics.visits.set(live.len() as i64);
-        let visit = visit.clone();
+        reg.live.insert(visit.clone(), (tx.clone(), visit_type));
+        ctx.metrics.visits.set(reg.live.len() as i64);
+        let task = VisitTask {
+            visit: visit.clone(),
+            room: Room::new(visit_type, ctx.limits.for_type(visit_type)),
+            sessions: HashMap::new(),
+            ctx: ctx.clone(),
+            waiting: 0,
+        };
+        let registry = self.inner.clone();
+        let metrics = ctx.metrics.clone();
         let me = tx.clone();
-        let metrics = metrics.clone();
-        let registry = self.live.clone();
+        let visit = visit.clone();
         tokio::spawn(async move {
-            run_visit(visit.clone(), rx).await;
-            let mut live = registry
+            let ended = task.run(rx).await;
+            let mut reg = registry
                 .lock()
                 .expect("the visit registry lock is never poisoned");
-            if live.get(&visit).is_some_and(|s| s.same_channel(&me)) {
-                live.remove(&visit);
+            if reg
+                .live
+                .get(&visit)
+                .is_some_and(|(s, _)| s.same_channel(&me))
+            {
+                reg.live.remove(&visit);
             }
-            metrics.visits.set(live.len() as i64);
+            if ended {
+                reg.ended.insert(visit, Instant::now());
+            }
+            metrics.visits.set(reg.live.len() as i64);
         });
-        tx
+        Ok((tx, visit_type))
     }
 }
 
-async fn run_visit(visit: VisitId, mut rx: mpsc::UnboundedReceiver<VisitCmd>) {
-    info!(%visit, "visit started");
-    let mut members: Vec<(ParticipantInfo, SessionTx)> = Vec::new();
-    while let Some(cmd) = rx.recv().await {
-        match cmd {
-            VisitCmd::Join { info, tx, reply } => {
-                let others: Vec<ParticipantInfo> = members.iter().map(|(i, _)| i.clone()).collect();
-                if reply.send(others).is_err() {
+struct VisitTask {
+    visit: VisitId,
+    room: Room,
+    sessions: HashMap<ParticipantId, SessionTx>,
+    ctx: VisitContext,
+    /// This visit's share of the waiting-room gauge.
+    waiting: i64,
+}
+
+impl VisitTask {
+    /// Runs until the room is finished; returns whether a provider ended the visit.
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<VisitCmd>) -> bool {
+        info!(visit = %self.visit, "visit started");
+        loop {
+            let deadline = self.room.poll_timeout();
+            let cmd = tokio::select! {
+                cmd = rx.recv() => cmd,
+                _ = sleep_until(deadline) => {
+                    self.room.handle_timeout(Instant::now());
+                    self.flush();
+                    if self.room.is_finished() { break; }
                     continue;
                 }
-                for (_, other) in &members {
-                    let _ = other.send(ServerMessage::ParticipantJoined {
-                        participant: info.clone(),
-                    });
-                }
-                members.push((info, tx));
-            }
-            VisitCmd::Leave { participant } => {
-                let before = members.len();
-                members.retain(|(i, _)| i.participant != participant);
-                if members.len() != before {
-                    for (_, other) in &members {
-                        let _ = other.send(ServerMessage::ParticipantLeft { participant });
+            };
+            let Some(cmd) = cmd else { break };
+            let now = Instant::now();
+            match cmd {
+                VisitCmd::Join { who, tx, reply } => {
+                    let id = who.id;
+                    let result = self.room.handle_join(now, who);
+                    if result.is_ok() {
+                        self.sessions.insert(id, tx);
                     }
+                    // The session learns its state before any message the join caused.
+                    let _ = reply.send(result);
                 }
-                if members.is_empty() {
-                    break;
+                VisitCmd::Leave { participant, how } => {
+                    self.sessions.remove(&participant);
+                    self.room.handle_leave(now, participant, how);
                 }
+                VisitCmd::Command { from, cmd, reply } => {
+                    let _ = reply.send(self.room.handle_command(now, from, cmd));
+                }
+            }
+            self.flush();
+            if self.room.is_finished() {
+                break;
             }
         }
+        // Closing the receiver makes late joins fail over to a new visit task.
+        rx.close();
+        while let Some(cmd) = rx.recv().await {
+            drop(cmd);
+        }
+        let ended = self.room.is_ended();
+        info!(visit = %self.visit, ended, "visit closed");
+        ended
     }
-    // Closing the receiver makes late joins fail over to a new visit task.
-    rx.close();
-    while let Some(cmd) = rx.recv().await {
-        drop(cmd);
+
+    /// Carries out everything the room decided.
+    fn flush(&mut self) {
+        while let Some(out) = self.room.poll_output() {
+            match out {
+                Out::Send(id, msg) => self.send(id, ToSession::Message(msg)),
+                Out::Admit(id, msg) => self.send(id, ToSession::Admitted(msg)),
+                Out::Close(id, code, text) => {
+                    self.send(id, ToSession::Close(code, text));
+                    self.sessions.remove(&id);
+                }
+                Out::Shown(id, shown) => self.ctx.sfu.set_shown(id, shown),
+                Out::Audit(note) => self.audit(note),
+            }
+        }
+        let waiting = self.room.member_count().0 as i64;
+        self.ctx.metrics.waiting.add(waiting - self.waiting);
+        self.waiting = waiting;
     }
-    info!(%visit, "visit ended");
+
+    fn send(&self, id: ParticipantId, msg: ToSession) {
+        if let Some(tx) = self.sessions.get(&id) {
+            let _ = tx.send(msg);
+        }
+    }
+
+    fn audit(&self, note: AuditNote) {
+        let event = AuditEvent {
+            kind: note.kind.to_owned(),
+            visit: Some(self.visit.to_string()),
+            participant: Some(note.participant.to_string()),
+            subject: Some(note.subject),
+            role: Some(note.role.to_string()),
+            actor: note.actor.map(|a| a.to_string()),
+            code: note.code.map(str::to_owned),
+        };
+        if let Err(e) = self.ctx.audit.append(event) {
+            warn!(error = %e, "audit log append failed");
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
 }

@@ -5,8 +5,11 @@
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::sync::Arc;
+
 use bedside::{Server, Settings};
-use bedside_sfu::SfuConfig;
+use bedside_audit::AuditLog;
+use bedside_sfu::{RoutingTable, SfuConfig};
 use bedside_token::{sign_hs256, Claims, Verifier};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -22,18 +25,31 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 struct TestServer {
     http: SocketAddr,
     admin: SocketAddr,
+    audit_path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 async fn start() -> TestServer {
-    let settings = Settings {
+    start_with(|_| {}).await
+}
+
+async fn start_with(adjust: impl FnOnce(&mut Settings)) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let audit_path = dir.path().join("audit.jsonl");
+    let mut settings = Settings {
         verifier: Verifier::hs256(SECRET, Some(ISSUER), 5),
         join_timeout: Duration::from_secs(2),
         sfu: SfuConfig {
             bind: "127.0.0.1:0".parse().unwrap(),
             advertise: vec![],
+            routing: Arc::new(RoutingTable::default()),
         },
+        limits: Settings::default_limits(),
+        audit: AuditLog::open(&audit_path).unwrap(),
+        join_rate: (100.0, 1000),
     };
+    adjust(&mut settings);
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addrs = (http.local_addr().unwrap(), admin.local_addr().unwrap());
@@ -45,6 +61,8 @@ async fn start() -> TestServer {
     TestServer {
         http: addrs.0,
         admin: addrs.1,
+        audit_path,
+        _dir: dir,
         _stop: stop,
     }
 }
@@ -106,8 +124,32 @@ async fn recv(ws: &mut Ws) -> Option<Value> {
     }
 }
 
+/// The next message of type `kind`, skipping waiting-room updates (`queue`, `waiting`) and
+/// presence that a test does not look at.
+async fn recv_type(ws: &mut Ws, kind: &str) -> Value {
+    loop {
+        let msg = recv(ws)
+            .await
+            .unwrap_or_else(|| panic!("socket closed while waiting for {kind}"));
+        if msg["type"] == kind {
+            return msg;
+        }
+        assert!(
+            [
+                "queue",
+                "waiting",
+                "participant_updated",
+                "participant_joined",
+                "participant_left"
+            ]
+            .contains(&msg["type"].as_str().unwrap()),
+            "expected {kind}, got {msg}"
+        );
+    }
+}
+
 async fn expect_error(ws: &mut Ws, code: &str) {
-    let msg = recv(ws).await.expect("an error message");
+    let msg = recv_type(ws, "error").await;
     assert_eq!(msg["type"], "error", "{msg}");
     assert_eq!(msg["code"], code, "{msg}");
     assert!(msg["message"].as_str().is_some_and(|m| !m.is_empty()));
@@ -145,21 +187,19 @@ async fn join_announces_participants_to_each_other_and_departures() {
     let (mut a, ja) = joined(&server, "v1", "provider").await;
     assert_eq!(ja["participants"], json!([]));
     assert_eq!(ja["role"], "provider");
-    let (mut b, jb) = joined(&server, "v1", "patient").await;
+    let (mut b, jb) = joined(&server, "v1", "chaperone").await;
     assert_eq!(jb["participants"][0]["role"], "provider");
     assert_eq!(jb["participants"][0]["name"], "Sentinel Name");
-    let msg = recv(&mut a).await.unwrap();
-    assert_eq!(msg["type"], "participant_joined");
+    let msg = recv_type(&mut a, "participant_joined").await;
     assert_eq!(msg["participant"]["participant"], jb["participant"]);
 
     // Another visit hears nothing of v1.
-    let (mut c, jc) = joined(&server, "v2", "patient").await;
+    let (mut c, jc) = joined(&server, "v2", "chaperone").await;
     assert_eq!(jc["participants"], json!([]));
 
     send(&mut b, json!({"type": "leave"})).await;
-    assert_eq!(recv(&mut b).await.unwrap()["type"], "left");
-    let msg = recv(&mut a).await.unwrap();
-    assert_eq!(msg["type"], "participant_left");
+    recv_type(&mut b, "left").await;
+    let msg = recv_type(&mut a, "participant_left").await;
     assert_eq!(msg["participant"], jb["participant"]);
     still_alive(&mut c).await;
     // Only `pong` reached c: nothing of v1 leaked into v2.
@@ -226,10 +266,11 @@ async fn malformed_unknown_and_premature_messages_get_codes_without_closing() {
     // Still able to join after all that.
     send(
         &mut ws,
-        json!({"type": "join", "v": 1, "token": token("v", "patient")}),
+        json!({"type": "join", "v": 1, "token": token("v", "provider")}),
     )
     .await;
     assert_eq!(recv(&mut ws).await.unwrap()["type"], "joined");
+    assert_eq!(recv(&mut ws).await.unwrap()["type"], "queue");
     send(
         &mut ws,
         json!({"type": "join", "v": 1, "token": token("v", "patient")}),
@@ -251,8 +292,8 @@ async fn malformed_unknown_and_premature_messages_get_codes_without_closing() {
 async fn oversized_messages_close_only_the_sender() {
     let server = start().await;
     let (mut victim, _) = joined(&server, "v", "provider").await;
-    let (mut sender, _) = joined(&server, "v", "patient").await;
-    let _ = recv(&mut victim).await; // participant_joined
+    let (mut sender, _) = joined(&server, "v", "chaperone").await;
+    recv_type(&mut victim, "participant_joined").await;
     let big = json!({"type": "offer", "sdp": "x".repeat(70 * 1024)});
     send(&mut sender, big).await;
     expect_error(&mut sender, "message_too_large").await;
@@ -265,15 +306,15 @@ async fn oversized_messages_close_only_the_sender() {
     )
     .await;
     expect_error(&mut early, "message_too_large").await;
-    let msg = recv(&mut victim).await.unwrap();
-    assert_eq!(msg["type"], "participant_left");
+    recv_type(&mut victim, "participant_left").await;
     still_alive(&mut victim).await;
 }
 
 #[tokio::test]
 async fn invalid_sdp_and_candidates_are_refused_and_the_session_goes_on() {
     let server = start().await;
-    let (mut ws, _) = joined(&server, "v", "patient").await;
+    let (mut ws, _) = joined(&server, "v", "provider").await;
+    assert_eq!(recv(&mut ws).await.unwrap()["type"], "queue");
     for sdp in [
         "",
         "v=0",
@@ -327,4 +368,256 @@ async fn http_get(addr: SocketAddr, path: &str) -> String {
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
     out
+}
+
+fn claims_with(visit: &str, role: &str, visit_type: &str, name: &str, reason: &str) -> Claims {
+    let mut c = claims(visit, role);
+    c.visit_type = Some(visit_type.into());
+    c.name = Some(name.into());
+    c.reason = Some(reason.into());
+    c
+}
+
+async fn join_with(server: &TestServer, c: &Claims) -> (Ws, Value) {
+    let mut ws = connect(server).await;
+    let t = sign_hs256(SECRET, c).unwrap();
+    send(&mut ws, json!({"type": "join", "v": 1, "token": t})).await;
+    let msg = recv(&mut ws).await.unwrap();
+    assert_eq!(msg["type"], "joined", "{msg}");
+    (ws, msg)
+}
+
+/// A real offer (from str0m acting as a client) sending audio and video.
+fn client_offer() -> String {
+    use str0m::media::{Direction, MediaKind};
+    let mut rtc = str0m::Rtc::new(std::time::Instant::now());
+    let mut change = rtc.sdp_api();
+    change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+    change.apply().unwrap().0.to_sdp_string()
+}
+
+#[tokio::test]
+async fn patients_wait_until_the_provider_admits_them() {
+    let server = start().await;
+    let (mut doc, _) = joined(&server, "clinic", "provider").await;
+    assert_eq!(recv_type(&mut doc, "queue").await["entries"], json!([]));
+
+    let sentinel = claims_with(
+        "clinic",
+        "patient",
+        "consult",
+        "Zed Sentinel",
+        "Sentinel reason",
+    );
+    let (mut pat, jp) = join_with(&server, &sentinel).await;
+    assert_eq!(jp["state"], "waiting");
+    assert_eq!(
+        jp["participants"],
+        json!([]),
+        "a waiting patient sees nobody"
+    );
+    let w = recv_type(&mut pat, "waiting").await;
+    assert_eq!(w["position"], 1);
+
+    // The provider sees the entry with name and reason, live.
+    let q = recv_type(&mut doc, "queue").await;
+    let entry = &q["entries"][0];
+    assert_eq!(entry["participant"], jp["participant"]);
+    assert_eq!(entry["name"], "Zed Sentinel");
+    assert_eq!(entry["reason"], "Sentinel reason");
+    assert!(entry["waited_ms"].as_u64().is_some());
+
+    // Waiting patients may neither start media nor run the visit.
+    send(&mut pat, json!({"type": "offer", "sdp": client_offer()})).await;
+    expect_error(&mut pat, "not_admitted").await;
+    for cmd in [
+        json!({"type": "admit", "participant": jp["participant"]}),
+        json!({"type": "admit_all"}),
+        json!({"type": "deny", "participant": jp["participant"]}),
+        json!({"type": "end_visit"}),
+    ] {
+        send(&mut pat, cmd).await;
+        expect_error(&mut pat, "forbidden").await;
+    }
+
+    send(
+        &mut doc,
+        json!({"type": "notify_waiting", "text": "running 10 minutes late"}),
+    )
+    .await;
+    let w = recv_type(&mut pat, "waiting").await;
+    assert_eq!(w["message"], "running 10 minutes late");
+
+    send(
+        &mut doc,
+        json!({"type": "admit", "participant": jp["participant"]}),
+    )
+    .await;
+    let a = recv_type(&mut pat, "admitted").await;
+    assert_eq!(a["participants"][0]["role"], "provider");
+    let pj = recv_type(&mut doc, "participant_joined").await;
+    assert_eq!(pj["participant"]["participant"], jp["participant"]);
+
+    // Admitted: media may start now.
+    send(&mut pat, json!({"type": "offer", "sdp": client_offer()})).await;
+    assert!(recv_type(&mut pat, "answer").await["sdp"]
+        .as_str()
+        .unwrap()
+        .starts_with("v=0"));
+
+    // The audit log has the story, chained, without the name or reason.
+    drop(pat);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let report = bedside_audit::verify(&server.audit_path).unwrap();
+    assert!(report.entries >= 3);
+    let text = std::fs::read_to_string(&server.audit_path).unwrap();
+    for kind in ["\"join\"", "\"admit\"", "\"refuse\"", "\"depart\""] {
+        assert!(text.contains(kind), "audit lacks {kind}: {text}");
+    }
+    assert!(!text.contains("Sentinel"), "PHI in the audit log");
+}
+
+#[tokio::test]
+async fn a_denied_patient_sees_the_reason_and_an_ended_visit_stays_ended() {
+    let server = start().await;
+    let (mut doc, _) = joined(&server, "v", "provider").await;
+    let (mut pat, jp) = joined(&server, "v", "patient").await;
+    recv_type(&mut doc, "queue").await;
+    send(
+        &mut doc,
+        json!({"type": "deny", "participant": jp["participant"], "reason": "please call the front desk"}),
+    )
+    .await;
+    let msg = recv_type(&mut pat, "error").await;
+    assert_eq!(msg["code"], "denied");
+    assert_eq!(msg["message"], "please call the front desk");
+    expect_closed(&mut pat).await;
+    send(
+        &mut doc,
+        json!({"type": "admit", "participant": jp["participant"]}),
+    )
+    .await;
+    let msg = recv_type(&mut doc, "error").await;
+    assert_eq!(msg["code"], "unknown_participant");
+
+    let (mut nurse, _) = joined(&server, "v", "chaperone").await;
+    send(&mut doc, json!({"type": "end_visit"})).await;
+    for ws in [&mut doc, &mut nurse] {
+        let msg = recv_type(ws, "error").await;
+        assert_eq!(msg["code"], "visit_ended");
+        expect_closed(ws).await;
+    }
+    let mut late = connect(&server).await;
+    send(
+        &mut late,
+        json!({"type": "join", "v": 1, "token": token("v", "provider")}),
+    )
+    .await;
+    expect_error(&mut late, "visit_ended").await;
+    expect_closed(&mut late).await;
+}
+
+#[tokio::test]
+async fn a_token_holds_one_live_session_and_a_reload_skips_the_queue() {
+    let server = start().await;
+    let (mut doc, _) = joined(&server, "v", "provider").await;
+    let c = claims_with("v", "patient", "consult", "P", "R");
+    let (mut first, j1) = join_with(&server, &c).await;
+    send(
+        &mut doc,
+        json!({"type": "admit", "participant": j1["participant"]}),
+    )
+    .await;
+    recv_type(&mut first, "admitted").await;
+    // The same token again (a reload): the old session is replaced, the new one is admitted.
+    let (_second, j2) = join_with(&server, &c).await;
+    assert_eq!(j2["state"], "admitted");
+    assert_ne!(j2["participant"], j1["participant"]);
+    let msg = recv_type(&mut first, "error").await;
+    assert_eq!(msg["code"], "session_replaced");
+}
+
+#[tokio::test]
+async fn a_burst_of_joins_is_rate_limited_without_disturbing_others() {
+    let server = start_with(|s| s.join_rate = (0.5, 3)).await;
+    let mut codes = Vec::new();
+    for _ in 0..8 {
+        let mut ws = connect(&server).await;
+        send(&mut ws, json!({"type": "join", "v": 1, "token": "forged"})).await;
+        let msg = recv(&mut ws).await.unwrap();
+        codes.push(msg["code"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        codes.iter().filter(|c| *c == "invalid_token").count(),
+        3,
+        "{codes:?}"
+    );
+    assert_eq!(
+        codes.iter().filter(|c| *c == "rate_limited").count(),
+        5,
+        "{codes:?}"
+    );
+    let text = std::fs::read_to_string(&server.audit_path).unwrap();
+    assert_eq!(text.matches("rate_limited").count(), 5);
+    assert!(!text.contains("forged"), "tokens never reach the audit log");
+}
+
+#[tokio::test]
+async fn a_source_the_role_may_not_publish_is_refused() {
+    let server = start().await;
+    let (mut doc, _) = joined(&server, "v", "provider").await;
+    let (mut pat, jp) = joined(&server, "v", "patient").await;
+    send(
+        &mut doc,
+        json!({"type": "admit", "participant": jp["participant"]}),
+    )
+    .await;
+    recv_type(&mut pat, "admitted").await;
+    let offer = client_offer();
+    let video_mid = offer
+        .split("m=video")
+        .nth(1)
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("a=mid:")))
+        .unwrap()
+        .trim()
+        .to_string();
+    send(
+        &mut pat,
+        json!({"type": "offer", "sdp": offer, "sources": {video_mid.clone(): "screen"}}),
+    )
+    .await;
+    expect_error(&mut pat, "publish_not_allowed").await;
+    // The provider may share a screen.
+    send(
+        &mut doc,
+        json!({"type": "offer", "sdp": offer, "sources": {video_mid: "screen"}}),
+    )
+    .await;
+    recv_type(&mut doc, "answer").await;
+    still_alive(&mut pat).await;
+}
+
+#[tokio::test]
+async fn show_video_in_a_group_visit_is_announced() {
+    let server = start().await;
+    let (mut doc, _) = join_with(&server, &claims_with("g", "provider", "group", "D", "")).await;
+    let (mut pat, jp) = join_with(&server, &claims_with("g", "patient", "group", "P", "")).await;
+    assert_eq!(jp["visit_type"], "group");
+    send(
+        &mut doc,
+        json!({"type": "admit", "participant": jp["participant"]}),
+    )
+    .await;
+    let admitted = recv_type(&mut pat, "admitted").await;
+    assert_eq!(admitted["participants"][0]["shown"], false);
+    send(&mut pat, json!({"type": "show_video", "show": true})).await;
+    loop {
+        let msg = recv(&mut doc).await.unwrap();
+        if msg["type"] == "participant_updated" {
+            assert_eq!(msg["participant"]["participant"], jp["participant"]);
+            assert_eq!(msg["participant"]["shown"], true);
+            break;
+        }
+    }
 }

@@ -8,8 +8,8 @@ mod role;
 
 pub use ids::{ParticipantId, VisitId};
 pub use messages::{
-    ClientMessage, ErrorCode, IceServer, ParticipantInfo, ServerMessage, TrackInfo, TrackKind,
-    PROTOCOL_VERSION,
+    ClientMessage, ErrorCode, IceServer, JoinState, ParticipantInfo, QueueEntry, ServerMessage,
+    Source, TrackInfo, TrackKind, PROTOCOL_VERSION,
 };
 pub use role::{Role, VisitType};
 
@@ -86,6 +86,13 @@ mod tests {
             r#"{"type":"candidate","candidate":"x"}"#,
             r#"{"type":"leave"}"#,
             r#"{"type":"ping"}"#,
+            r#"{"type":"admit","participant":3}"#,
+            r#"{"type":"admit_all"}"#,
+            r#"{"type":"deny","participant":3,"reason":"wrong clinic"}"#,
+            r#"{"type":"remove","participant":3}"#,
+            r#"{"type":"end_visit"}"#,
+            r#"{"type":"notify_waiting","text":"ten minutes"}"#,
+            r#"{"type":"show_video","show":true}"#,
         ] {
             let msg = decode_client_message(text).unwrap();
             assert!(ClientMessage::KNOWN_TYPES.contains(&msg.type_name()));

@@ -1,6 +1,8 @@
 use serde::{Deserialize, Serialize};
 
-use crate::{ParticipantId, Role, VisitId};
+use std::collections::BTreeMap;
+
+use crate::{ParticipantId, Role, VisitId, VisitType};
 
 /// The protocol version this build speaks. A client names it in `join.v`.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -11,8 +13,14 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub enum ClientMessage {
     /// Join a visit with a signed join token.
     Join { v: u32, token: String },
-    /// The client's SDP offer (its first offer, which publishes its camera and microphone).
-    Offer { sdp: String },
+    /// The client's SDP offer. The first publishes its camera and microphone; later ones add
+    /// or stop tracks (a screen share). `sources` names what each sending `mid` carries;
+    /// unlisted audio is the microphone, unlisted video the camera.
+    Offer {
+        sdp: String,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        sources: BTreeMap<String, Source>,
+    },
     /// The client's SDP answer to a server offer.
     Answer { sdp: String },
     /// A trickled ICE candidate (`a=candidate` value without the `a=`); empty ends gathering.
@@ -31,12 +39,43 @@ pub enum ClientMessage {
     Leave,
     /// Keep-alive; the server answers `pong`.
     Ping,
+    /// Provider: admit a waiting participant.
+    Admit { participant: ParticipantId },
+    /// Provider: admit everyone waiting.
+    AdmitAll,
+    /// Provider: turn a waiting participant away; `reason` is shown to them.
+    Deny {
+        participant: ParticipantId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Provider: remove a participant from the visit.
+    Remove { participant: ParticipantId },
+    /// Provider: end the visit for everyone.
+    EndVisit,
+    /// Provider: a message shown to everyone waiting ("running 10 minutes late").
+    NotifyWaiting { text: String },
+    /// Show or hide one's own video from other patients (group visits).
+    ShowVideo { show: bool },
 }
 
 impl ClientMessage {
     /// The `type` values of every client message, for telling unknown types from bad JSON.
-    pub const KNOWN_TYPES: [&'static str; 6] =
-        ["join", "offer", "answer", "candidate", "leave", "ping"];
+    pub const KNOWN_TYPES: [&'static str; 13] = [
+        "join",
+        "offer",
+        "answer",
+        "candidate",
+        "leave",
+        "ping",
+        "admit",
+        "admit_all",
+        "deny",
+        "remove",
+        "end_visit",
+        "notify_waiting",
+        "show_video",
+    ];
 
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -46,6 +85,13 @@ impl ClientMessage {
             ClientMessage::Candidate { .. } => "candidate",
             ClientMessage::Leave => "leave",
             ClientMessage::Ping => "ping",
+            ClientMessage::Admit { .. } => "admit",
+            ClientMessage::AdmitAll => "admit_all",
+            ClientMessage::Deny { .. } => "deny",
+            ClientMessage::Remove { .. } => "remove",
+            ClientMessage::EndVisit => "end_visit",
+            ClientMessage::NotifyWaiting { .. } => "notify_waiting",
+            ClientMessage::ShowVideo { .. } => "show_video",
         }
     }
 }
@@ -54,15 +100,31 @@ impl ClientMessage {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
-    /// The join succeeded. `participants` lists everyone already in the visit.
+    /// The join succeeded. In state `admitted`, `participants` lists everyone in the visit and
+    /// the client starts media; in state `waiting` it waits for `admitted`.
     Joined {
         v: u32,
         visit: VisitId,
+        visit_type: VisitType,
         participant: ParticipantId,
         role: Role,
+        state: JoinState,
         ice_servers: Vec<IceServer>,
         participants: Vec<ParticipantInfo>,
     },
+    /// For a waiting participant: their place in the queue (1 is next) and the latest message
+    /// from the clinicians.
+    Waiting {
+        position: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// A clinician admitted this waiting participant: start media now.
+    Admitted { participants: Vec<ParticipantInfo> },
+    /// For clinicians: the waiting room as it is now (sent on every change).
+    Queue { entries: Vec<QueueEntry> },
+    /// Someone's details changed (e.g. they turned "show my video" on).
+    ParticipantUpdated { participant: ParticipantInfo },
     /// Someone entered the visit.
     ParticipantJoined { participant: ParticipantInfo },
     /// Someone left the visit (or was disconnected).
@@ -87,6 +149,31 @@ pub struct ParticipantInfo {
     pub role: Role,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// "Show my video" (group visits): other patients see this participant's camera.
+    #[serde(default)]
+    pub shown: bool,
+}
+
+/// Whether a joined session is in the visit or in its waiting room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JoinState {
+    Waiting,
+    Admitted,
+}
+
+/// One waiting participant as clinicians see them. `name` and `reason` are PHI: shown to
+/// clinicians only, never logged.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueueEntry {
+    pub participant: ParticipantId,
+    pub role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// How long they have waited so far, in milliseconds, when this was sent.
+    pub waited_ms: u64,
 }
 
 /// Which participant's media a server-sent `mid` carries.
@@ -95,6 +182,7 @@ pub struct TrackInfo {
     pub mid: String,
     pub participant: ParticipantId,
     pub kind: TrackKind,
+    pub source: Source,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -102,6 +190,47 @@ pub struct TrackInfo {
 pub enum TrackKind {
     Audio,
     Video,
+}
+
+/// What a published track carries; the routing policy decides by role and source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Microphone,
+    Camera,
+    Screen,
+}
+
+impl Source {
+    pub const ALL: [Source; 3] = [Source::Microphone, Source::Camera, Source::Screen];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Microphone => "microphone",
+            Source::Camera => "camera",
+            Source::Screen => "screen",
+        }
+    }
+
+    /// The media kind that can carry this source.
+    pub fn kind(self) -> TrackKind {
+        match self {
+            Source::Microphone => TrackKind::Audio,
+            Source::Camera | Source::Screen => TrackKind::Video,
+        }
+    }
+
+    /// The source a track of `kind` carries when the client does not say.
+    pub fn default_for(kind: TrackKind) -> Source {
+        match kind {
+            TrackKind::Audio => Source::Microphone,
+            TrackKind::Video => Source::Camera,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Source> {
+        Source::ALL.into_iter().find(|x| x.as_str() == s)
+    }
 }
 
 /// An entry of RTCPeerConnection's `iceServers`.
@@ -147,6 +276,28 @@ pub enum ErrorCode {
     Unavailable,
     /// No `join` arrived in time. The socket closes.
     Timeout,
+    /// Too many join attempts from this client; try again shortly. The socket closes.
+    RateLimited,
+    /// The visit has as many participants as its type allows. The socket closes.
+    VisitFull,
+    /// A provider ended the visit. The socket closes.
+    VisitEnded,
+    /// A clinician turned this waiting participant away; `message` is their reason. Closes.
+    Denied,
+    /// A provider removed this participant. The socket closes.
+    Removed,
+    /// Nobody admitted this participant within the maximum wait. The socket closes.
+    WaitTimeout,
+    /// The same token joined again from elsewhere (e.g. a reload); this older session ends.
+    SessionReplaced,
+    /// This role may not do that (e.g. a patient sending `admit`).
+    Forbidden,
+    /// Media before admission: wait for `admitted`.
+    NotAdmitted,
+    /// The offer sends a source this role may not publish in this visit.
+    PublishNotAllowed,
+    /// The command names a participant who is not (or no longer) there.
+    UnknownParticipant,
 }
 
 impl ErrorCode {
@@ -166,6 +317,17 @@ impl ErrorCode {
             ErrorCode::MediaFailed => "media_failed",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Timeout => "timeout",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::VisitFull => "visit_full",
+            ErrorCode::VisitEnded => "visit_ended",
+            ErrorCode::Denied => "denied",
+            ErrorCode::Removed => "removed",
+            ErrorCode::WaitTimeout => "wait_timeout",
+            ErrorCode::SessionReplaced => "session_replaced",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotAdmitted => "not_admitted",
+            ErrorCode::PublishNotAllowed => "publish_not_allowed",
+            ErrorCode::UnknownParticipant => "unknown_participant",
         }
     }
 
@@ -180,6 +342,13 @@ impl ErrorCode {
                 | ErrorCode::MediaFailed
                 | ErrorCode::Unavailable
                 | ErrorCode::Timeout
+                | ErrorCode::RateLimited
+                | ErrorCode::VisitFull
+                | ErrorCode::VisitEnded
+                | ErrorCode::Denied
+                | ErrorCode::Removed
+                | ErrorCode::WaitTimeout
+                | ErrorCode::SessionReplaced
         )
     }
 }

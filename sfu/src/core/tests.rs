@@ -1,4 +1,6 @@
 use super::*;
+use crate::policy::RoutingTable;
+use bedside_proto::Source;
 
 fn p(n: u64) -> ParticipantId {
     ParticipantId::from_raw(n)
@@ -29,25 +31,25 @@ fn accept_all(f: &mut Forwarder, now: Instant) -> Vec<Decision> {
 #[test]
 fn three_participants_receive_each_other_and_never_another_visit() {
     let now = Instant::now();
-    let mut f = Forwarder::new(Box::new(AllToAll));
+    let mut f = Forwarder::new(Arc::new(RoutingTable::open()));
     let a = visit("a");
     let b = visit("b");
-    f.handle_peer_joined(now, p(1), a.clone(), Role::Provider);
-    f.handle_peer_joined(now, p(2), a.clone(), Role::Patient);
-    f.handle_peer_joined(now, p(4), b.clone(), Role::Patient);
+    f.handle_peer_joined(now, p(1), a.clone(), VisitType::Consult, Role::Provider);
+    f.handle_peer_joined(now, p(2), a.clone(), VisitType::Consult, Role::Patient);
+    f.handle_peer_joined(now, p(4), b.clone(), VisitType::Consult, Role::Patient);
     let t1 = f
-        .handle_track_published(now, p(1), TrackKind::Video)
+        .handle_track_published(now, p(1), TrackKind::Video, Source::Camera)
         .unwrap();
     let t2 = f
-        .handle_track_published(now, p(2), TrackKind::Audio)
+        .handle_track_published(now, p(2), TrackKind::Audio, Source::Microphone)
         .unwrap();
     let t4 = f
-        .handle_track_published(now, p(4), TrackKind::Video)
+        .handle_track_published(now, p(4), TrackKind::Video, Source::Camera)
         .unwrap();
     // A late joiner is offered what is already published in its visit.
-    f.handle_peer_joined(now, p(3), a.clone(), Role::Caregiver);
+    f.handle_peer_joined(now, p(3), a.clone(), VisitType::Consult, Role::Caregiver);
     let t3 = f
-        .handle_track_published(now, p(3), TrackKind::Video)
+        .handle_track_published(now, p(3), TrackKind::Video, Source::Camera)
         .unwrap();
     accept_all(&mut f, now);
 
@@ -66,11 +68,11 @@ fn sorted(s: &[ParticipantId]) -> Vec<ParticipantId> {
 #[test]
 fn media_flows_only_after_the_subscriber_accepted() {
     let now = Instant::now();
-    let mut f = Forwarder::new(Box::new(AllToAll));
-    f.handle_peer_joined(now, p(1), visit("v"), Role::Provider);
-    f.handle_peer_joined(now, p(2), visit("v"), Role::Patient);
+    let mut f = Forwarder::new(Arc::new(RoutingTable::open()));
+    f.handle_peer_joined(now, p(1), visit("v"), VisitType::Consult, Role::Provider);
+    f.handle_peer_joined(now, p(2), visit("v"), VisitType::Consult, Role::Patient);
     let t = f
-        .handle_track_published(now, p(1), TrackKind::Video)
+        .handle_track_published(now, p(1), TrackKind::Video, Source::Camera)
         .unwrap();
     assert_eq!(
         drain(&mut f),
@@ -78,7 +80,8 @@ fn media_flows_only_after_the_subscriber_accepted() {
             subscriber: p(2),
             track: t,
             publisher: p(1),
-            kind: TrackKind::Video
+            kind: TrackKind::Video,
+            source: Source::Camera
         }]
     );
     assert!(f.receivers(t).is_empty());
@@ -97,15 +100,15 @@ fn media_flows_only_after_the_subscriber_accepted() {
 #[test]
 fn leaving_withdraws_tracks_from_everyone() {
     let now = Instant::now();
-    let mut f = Forwarder::new(Box::new(AllToAll));
+    let mut f = Forwarder::new(Arc::new(RoutingTable::open()));
     for n in 1..=3 {
-        f.handle_peer_joined(now, p(n), visit("v"), Role::Patient);
+        f.handle_peer_joined(now, p(n), visit("v"), VisitType::Consult, Role::Patient);
     }
     let t1a = f
-        .handle_track_published(now, p(1), TrackKind::Audio)
+        .handle_track_published(now, p(1), TrackKind::Audio, Source::Microphone)
         .unwrap();
     let t2v = f
-        .handle_track_published(now, p(2), TrackKind::Video)
+        .handle_track_published(now, p(2), TrackKind::Video, Source::Camera)
         .unwrap();
     accept_all(&mut f, now);
     drain(&mut f);
@@ -134,12 +137,12 @@ fn leaving_withdraws_tracks_from_everyone() {
 #[test]
 fn keyframe_requests_are_throttled_per_track_on_simulated_time() {
     let t0 = Instant::now();
-    let mut f = Forwarder::new(Box::new(AllToAll));
-    f.handle_peer_joined(t0, p(1), visit("v"), Role::Provider);
-    f.handle_peer_joined(t0, p(2), visit("v"), Role::Patient);
-    f.handle_peer_joined(t0, p(3), visit("v"), Role::Patient);
+    let mut f = Forwarder::new(Arc::new(RoutingTable::open()));
+    f.handle_peer_joined(t0, p(1), visit("v"), VisitType::Consult, Role::Provider);
+    f.handle_peer_joined(t0, p(2), visit("v"), VisitType::Consult, Role::Patient);
+    f.handle_peer_joined(t0, p(3), visit("v"), VisitType::Consult, Role::Patient);
     let t = f
-        .handle_track_published(t0, p(1), TrackKind::Video)
+        .handle_track_published(t0, p(1), TrackKind::Video, Source::Camera)
         .unwrap();
     accept_all(&mut f, t0);
     drain(&mut f);
@@ -166,58 +169,96 @@ fn keyframe_requests_are_throttled_per_track_on_simulated_time() {
 #[test]
 fn keyframe_requests_from_non_subscribers_and_for_audio_are_ignored() {
     let now = Instant::now();
-    let mut f = Forwarder::new(Box::new(AllToAll));
-    f.handle_peer_joined(now, p(1), visit("v"), Role::Provider);
-    f.handle_peer_joined(now, p(9), visit("other"), Role::Patient);
+    let mut f = Forwarder::new(Arc::new(RoutingTable::open()));
+    f.handle_peer_joined(now, p(1), visit("v"), VisitType::Consult, Role::Provider);
+    f.handle_peer_joined(now, p(9), visit("other"), VisitType::Consult, Role::Patient);
     let v = f
-        .handle_track_published(now, p(1), TrackKind::Video)
+        .handle_track_published(now, p(1), TrackKind::Video, Source::Camera)
         .unwrap();
     let a = f
-        .handle_track_published(now, p(1), TrackKind::Audio)
+        .handle_track_published(now, p(1), TrackKind::Audio, Source::Microphone)
         .unwrap();
     f.handle_keyframe_request(now, p(9), v);
     f.handle_discontinuity(now, a);
     assert!(drain(&mut f).is_empty());
 }
 
-struct NoPatientVideo;
-
-impl RoutingPolicy for NoPatientVideo {
-    fn may_receive(&self, subscriber: Role, publisher: Role, kind: TrackKind) -> bool {
-        !(subscriber == Role::Patient && publisher == Role::Patient && kind == TrackKind::Video)
-    }
-}
-
 #[test]
 fn the_policy_decides_who_is_offered_what() {
     let now = Instant::now();
-    let mut f = Forwarder::new(Box::new(NoPatientVideo));
-    f.handle_peer_joined(now, p(1), visit("g"), Role::Provider);
-    f.handle_peer_joined(now, p(2), visit("g"), Role::Patient);
+    let mut f = Forwarder::new(Arc::new(RoutingTable::default()));
+    let g = visit("g");
+    f.handle_peer_joined(now, p(1), g.clone(), VisitType::Group, Role::Provider);
+    f.handle_peer_joined(now, p(2), g.clone(), VisitType::Group, Role::Patient);
     let pv = f
-        .handle_track_published(now, p(2), TrackKind::Video)
+        .handle_track_published(now, p(2), TrackKind::Video, Source::Camera)
         .unwrap();
     let pa = f
-        .handle_track_published(now, p(2), TrackKind::Audio)
+        .handle_track_published(now, p(2), TrackKind::Audio, Source::Microphone)
         .unwrap();
-    f.handle_peer_joined(now, p(3), visit("g"), Role::Patient);
+    f.handle_peer_joined(now, p(3), g.clone(), VisitType::Group, Role::Patient);
     accept_all(&mut f, now);
     assert_eq!(sorted(f.receivers(pa)), vec![p(1), p(3)]);
+    assert_eq!(
+        f.receivers(pv),
+        &[p(1)],
+        "a group patient's video is hidden by default"
+    );
+
+    // Showing the video subscribes the other patient; hiding it again unsubscribes.
+    f.handle_shown_changed(now, p(2), true);
+    accept_all(&mut f, now);
+    assert_eq!(sorted(f.receivers(pv)), vec![p(1), p(3)]);
+    f.handle_shown_changed(now, p(2), false);
+    let d = drain(&mut f);
+    assert_eq!(
+        d,
+        vec![Decision::Unsubscribe {
+            subscriber: p(3),
+            track: pv
+        }]
+    );
     assert_eq!(f.receivers(pv), &[p(1)]);
+
+    // A patient may not publish a screen; a supervisor publishes nothing by default.
+    assert!(f
+        .handle_track_published(now, p(2), TrackKind::Video, Source::Screen)
+        .is_none());
+    f.handle_peer_joined(now, p(4), g, VisitType::Group, Role::Supervisor);
+    assert!(!f.may_publish(p(4), Source::Microphone));
+    assert!(f.may_publish(p(1), Source::Screen));
+}
+
+#[test]
+fn consult_patients_never_receive_each_other() {
+    let now = Instant::now();
+    let mut f = Forwarder::new(Arc::new(RoutingTable::default()));
+    let v = visit("c");
+    f.handle_peer_joined(now, p(1), v.clone(), VisitType::Consult, Role::Patient);
+    f.handle_peer_joined(now, p(2), v.clone(), VisitType::Consult, Role::Patient);
+    f.handle_peer_joined(now, p(3), v, VisitType::Consult, Role::Provider);
+    let a = f
+        .handle_track_published(now, p(1), TrackKind::Audio, Source::Microphone)
+        .unwrap();
+    accept_all(&mut f, now);
+    assert_eq!(f.receivers(a), &[p(3)]);
+    // Showing video changes nothing in a consult: the rule has no `+shown`.
+    f.handle_shown_changed(now, p(1), true);
+    assert!(drain(&mut f).is_empty());
 }
 
 #[test]
 fn unknown_ids_and_repeats_are_harmless() {
     let now = Instant::now();
-    let mut f = Forwarder::new(Box::new(AllToAll));
+    let mut f = Forwarder::new(Arc::new(RoutingTable::open()));
     assert!(f
-        .handle_track_published(now, p(7), TrackKind::Audio)
+        .handle_track_published(now, p(7), TrackKind::Audio, Source::Microphone)
         .is_none());
     f.handle_peer_left(now, p(7));
     f.handle_subscription_active(now, p(7), TrackId(42));
     f.handle_track_unpublished(now, TrackId(42));
-    f.handle_peer_joined(now, p(1), visit("v"), Role::Provider);
-    f.handle_peer_joined(now, p(1), visit("w"), Role::Provider);
+    f.handle_peer_joined(now, p(1), visit("v"), VisitType::Consult, Role::Provider);
+    f.handle_peer_joined(now, p(1), visit("w"), VisitType::Consult, Role::Provider);
     assert_eq!(f.peer_count(), 1);
     assert!(drain(&mut f).is_empty());
 }
@@ -235,7 +276,7 @@ fn simulation_never_routes_across_visits() {
         rng
     };
     let t0 = Instant::now();
-    let mut f = Forwarder::new(Box::new(AllToAll));
+    let mut f = Forwarder::new(Arc::new(RoutingTable::open()));
     let mut live: HashMap<ParticipantId, VisitId> = HashMap::new();
     let mut published: Vec<(TrackId, ParticipantId)> = Vec::new();
     let mut pending: Vec<(ParticipantId, TrackId)> = Vec::new();
@@ -246,7 +287,7 @@ fn simulation_never_routes_across_visits() {
             0 => {
                 let v = visit(["x", "y", "z"][(next() % 3) as usize]);
                 live.entry(id).or_insert_with(|| v.clone());
-                f.handle_peer_joined(now, id, v, Role::Patient);
+                f.handle_peer_joined(now, id, v, VisitType::Consult, Role::Patient);
             }
             1 => {
                 live.remove(&id);
@@ -259,7 +300,8 @@ fn simulation_never_routes_across_visits() {
                 } else {
                     TrackKind::Video
                 };
-                if let Some(t) = f.handle_track_published(now, id, kind) {
+                let source = Source::default_for(kind);
+                if let Some(t) = f.handle_track_published(now, id, kind, source) {
                     published.push((t, id));
                 }
             }

@@ -12,7 +12,9 @@ use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use bedside_proto::{ParticipantId, Role, TrackInfo, TrackKind, VisitId};
+use std::sync::Arc;
+
+use bedside_proto::{ParticipantId, Role, Source, TrackInfo, TrackKind, VisitId, VisitType};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::{KeyframeRequestKind, MediaData, MediaKind, Mid};
 use str0m::net::{DatagramRecv, Protocol, Receive};
@@ -21,8 +23,10 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use crate::core::{AllToAll, Decision, Forwarder};
+use crate::core::{Decision, Forwarder};
 use crate::metrics::SfuMetrics;
+use crate::policy::RoutingTable;
+use crate::sdp::offered_sends;
 use peer::Peer;
 
 /// Where the media engine listens and what it advertises.
@@ -33,6 +37,8 @@ pub struct SfuConfig {
     /// Addresses put in host candidates. Empty: the bound address (which must then be a
     /// specific address, not `0.0.0.0`). A port of 0 means "the bound port".
     pub advertise: Vec<SocketAddr>,
+    /// Who may publish and receive what, per visit type.
+    pub routing: Arc<RoutingTable>,
 }
 
 /// What the engine tells a peer's signaling session.
@@ -69,15 +75,15 @@ pub enum SfuError {
     UnknownPeer,
     #[error("the media session exists already")]
     DuplicatePeer,
+    #[error("your role may not publish this media in this visit")]
+    PublishNotAllowed,
     #[error("the media engine has stopped")]
     EngineGone,
 }
 
 enum Command {
     AddPeer {
-        id: ParticipantId,
-        visit: VisitId,
-        role: Role,
+        peer: NewPeer,
         offer: String,
         events: mpsc::UnboundedSender<PeerEvent>,
         reply: oneshot::Sender<Result<(), SfuError>>,
@@ -85,7 +91,12 @@ enum Command {
     ClientOffer {
         id: ParticipantId,
         offer: String,
+        sources: Vec<(String, Source)>,
         reply: oneshot::Sender<Result<(), SfuError>>,
+    },
+    SetShown {
+        id: ParticipantId,
+        shown: bool,
     },
     ClientAnswer {
         id: ParticipantId,
@@ -104,6 +115,18 @@ enum Command {
     Panic {
         id: ParticipantId,
     },
+}
+
+/// Who a new media peer is.
+#[derive(Debug, Clone)]
+pub struct NewPeer {
+    pub id: ParticipantId,
+    pub visit: VisitId,
+    pub visit_type: VisitType,
+    pub role: Role,
+    /// The source of each `mid` the client sends; unlisted audio is the microphone, unlisted
+    /// video the camera.
+    pub sources: Vec<(String, Source)>,
 }
 
 /// A handle to the media engine. Cloning is cheap; the engine stops when every handle is gone.
@@ -139,6 +162,7 @@ impl Sfu {
             }
             advertise.push(local_addr);
         }
+        let routing = config.routing.clone();
         let (tx, rx) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("bedside-media".into())
@@ -155,7 +179,7 @@ impl Sfu {
                             return;
                         }
                     };
-                    Engine::new(local_addr, advertise, metrics)
+                    Engine::new(local_addr, advertise, routing, metrics)
                         .run(socket, rx)
                         .await;
                 });
@@ -172,16 +196,12 @@ impl Sfu {
     /// [`PeerEvent::Answer`] on `events`, followed by any server offers.
     pub async fn add_peer(
         &self,
-        id: ParticipantId,
-        visit: VisitId,
-        role: Role,
+        peer: NewPeer,
         offer: String,
         events: mpsc::UnboundedSender<PeerEvent>,
     ) -> Result<(), SfuError> {
         self.call(|reply| Command::AddPeer {
-            id,
-            visit,
-            role,
+            peer,
             offer,
             events,
             reply,
@@ -190,9 +210,24 @@ impl Sfu {
     }
 
     /// A later offer from the client; answered as [`PeerEvent::Answer`].
-    pub async fn client_offer(&self, id: ParticipantId, offer: String) -> Result<(), SfuError> {
-        self.call(|reply| Command::ClientOffer { id, offer, reply })
-            .await
+    pub async fn client_offer(
+        &self,
+        id: ParticipantId,
+        offer: String,
+        sources: Vec<(String, Source)>,
+    ) -> Result<(), SfuError> {
+        self.call(|reply| Command::ClientOffer {
+            id,
+            offer,
+            sources,
+            reply,
+        })
+        .await
+    }
+
+    /// The participant turned "show my video" on or off (group visits).
+    pub fn set_shown(&self, id: ParticipantId, shown: bool) {
+        let _ = self.tx.send(Command::SetShown { id, shown });
     }
 
     /// The client's answer to the last [`PeerEvent::Offer`].
@@ -252,6 +287,7 @@ enum Wake {
 
 struct Engine {
     local_addr: SocketAddr,
+    routing: Arc<RoutingTable>,
     advertise: Vec<SocketAddr>,
     metrics: SfuMetrics,
     forwarder: Forwarder,
@@ -267,12 +303,18 @@ const MAX_DATAGRAM: usize = 2048;
 const RECV_BATCH: usize = 64;
 
 impl Engine {
-    fn new(local_addr: SocketAddr, advertise: Vec<SocketAddr>, metrics: SfuMetrics) -> Self {
+    fn new(
+        local_addr: SocketAddr,
+        advertise: Vec<SocketAddr>,
+        routing: Arc<RoutingTable>,
+        metrics: SfuMetrics,
+    ) -> Self {
         Engine {
             local_addr,
+            forwarder: Forwarder::new(routing.clone()),
+            routing,
             advertise,
             metrics,
-            forwarder: Forwarder::new(Box::new(AllToAll)),
             peers: HashMap::new(),
             by_addr: HashMap::new(),
             timers: BinaryHeap::new(),
@@ -437,17 +479,24 @@ impl Engine {
     fn handle_command(&mut self, now: Instant, cmd: Command) {
         match cmd {
             Command::AddPeer {
-                id,
-                visit,
-                role,
+                peer,
                 offer,
                 events,
                 reply,
             } => {
-                let _ = reply.send(self.add_peer(now, id, visit, role, offer, events));
+                let _ = reply.send(self.add_peer(now, peer, offer, events));
             }
-            Command::ClientOffer { id, offer, reply } => {
-                let _ = reply.send(self.client_offer(now, id, offer));
+            Command::ClientOffer {
+                id,
+                offer,
+                sources,
+                reply,
+            } => {
+                let _ = reply.send(self.client_offer(now, id, offer, sources));
+            }
+            Command::SetShown { id, shown } => {
+                self.forwarder.handle_shown_changed(now, id, shown);
+                self.apply_decisions(now);
             }
             Command::ClientAnswer { id, answer, reply } => {
                 let _ = reply.send(self.client_answer(now, id, answer));
@@ -471,18 +520,47 @@ impl Engine {
         }
     }
 
+    /// Refuses an offer that sends a source the role may not publish (issue 3: "refused at
+    /// negotiation"), before str0m sees it.
+    fn check_publish(
+        &self,
+        visit_type: VisitType,
+        role: Role,
+        offer: &str,
+        sources: &[(String, Source)],
+    ) -> Result<HashMap<String, Source>, SfuError> {
+        let sends = offered_sends(offer).ok_or(SfuError::InvalidSdp)?;
+        let policy = self.routing.policy(visit_type);
+        let mut out = HashMap::new();
+        for (mid, kind) in sends {
+            let source = sources
+                .iter()
+                .find(|(m, _)| *m == mid)
+                .map(|(_, s)| *s)
+                .unwrap_or(Source::default_for(kind));
+            if source.kind() != kind {
+                return Err(SfuError::InvalidSdp);
+            }
+            if !policy.may_publish(role, source) {
+                return Err(SfuError::PublishNotAllowed);
+            }
+            out.insert(mid, source);
+        }
+        Ok(out)
+    }
+
     fn add_peer(
         &mut self,
         now: Instant,
-        id: ParticipantId,
-        visit: VisitId,
-        role: Role,
+        new: NewPeer,
         offer: String,
         events: mpsc::UnboundedSender<PeerEvent>,
     ) -> Result<(), SfuError> {
+        let id = new.id;
         if self.peers.contains_key(&id) {
             return Err(SfuError::DuplicatePeer);
         }
+        let sources = self.check_publish(new.visit_type, new.role, &offer, &new.sources)?;
         let offer = SdpOffer::from_sdp_string(&offer).map_err(|_| SfuError::InvalidSdp)?;
         let advertise = self.advertise.clone();
         let built = catch_unwind(AssertUnwindSafe(move || {
@@ -513,9 +591,13 @@ impl Engine {
         });
         let mut peer = Peer::new(rtc, events, now);
         peer.negotiation_ready = true;
+        peer.role = new.role;
+        peer.visit_type = new.visit_type;
+        peer.sources = sources;
         self.peers.insert(id, peer);
         self.metrics.peers.set(self.peers.len() as i64);
-        self.forwarder.handle_peer_joined(now, id, visit, role);
+        self.forwarder
+            .handle_peer_joined(now, id, new.visit, new.visit_type, new.role);
         self.publish_negotiated(now, id, &answer);
         self.apply_decisions(now);
         self.mark_dirty(id);
@@ -528,12 +610,16 @@ impl Engine {
         now: Instant,
         id: ParticipantId,
         offer: String,
+        sources: Vec<(String, Source)>,
     ) -> Result<(), SfuError> {
-        let offer = SdpOffer::from_sdp_string(&offer).map_err(|_| SfuError::InvalidSdp)?;
-        let peer = self.peers.get_mut(&id).ok_or(SfuError::UnknownPeer)?;
+        let peer = self.peers.get(&id).ok_or(SfuError::UnknownPeer)?;
         if peer.pending_offer.is_some() {
             return Err(SfuError::NegotiationState);
         }
+        let sources = self.check_publish(peer.visit_type, peer.role, &offer, &sources)?;
+        let offer = SdpOffer::from_sdp_string(&offer).map_err(|_| SfuError::InvalidSdp)?;
+        let peer = self.peers.get_mut(&id).ok_or(SfuError::UnknownPeer)?;
+        peer.sources = sources;
         let answer = match guard(peer, |p| p.rtc.sdp_api().accept_offer(offer)) {
             Ok(Ok(a)) => a,
             Ok(Err(_)) => return Err(SfuError::InvalidSdp),
@@ -703,28 +789,17 @@ impl Engine {
                 self.publish(now, id, m.mid, m.kind);
             }
             Event::MediaChanged(m) => {
-                let published = self
-                    .peers
-                    .get(&id)
-                    .and_then(|p| p.tracks_in.get(&m.mid).copied());
-                match (published, m.direction.is_receiving()) {
-                    (Some(track), false) => {
-                        if let Some(p) = self.peers.get_mut(&id) {
-                            p.tracks_in.remove(&m.mid);
-                        }
-                        self.forwarder.handle_track_unpublished(now, track);
+                if m.direction.is_receiving() {
+                    let kind = self
+                        .peers
+                        .get(&id)
+                        .and_then(|p| p.rtc.media(m.mid))
+                        .map(|media| media.kind());
+                    if let Some(kind) = kind {
+                        self.publish(now, id, m.mid, kind);
                     }
-                    (None, true) => {
-                        let kind = self
-                            .peers
-                            .get(&id)
-                            .and_then(|p| p.rtc.media(m.mid))
-                            .map(|media| media.kind());
-                        if let Some(kind) = kind {
-                            self.publish(now, id, m.mid, kind);
-                        }
-                    }
-                    _ => {}
+                } else {
+                    self.unpublish(now, id, m.mid);
                 }
             }
             Event::MediaData(data) => {
@@ -761,39 +836,57 @@ impl Engine {
         let Some(peer) = self.peers.get(&id) else {
             return;
         };
-        let receiving: Vec<(Mid, MediaKind)> = answer
-            .lines()
-            .filter_map(|l| l.strip_prefix("a=mid:"))
-            .filter_map(|m| {
-                let media = peer.rtc.media(Mid::from(m.trim()))?;
-                media
-                    .direction()
-                    .is_receiving()
-                    .then(|| (media.mid(), media.kind()))
-            })
-            .collect();
+        let mut receiving: Vec<(Mid, MediaKind)> = Vec::new();
+        let mut stopped: Vec<Mid> = Vec::new();
+        for m in answer.lines().filter_map(|l| l.strip_prefix("a=mid:")) {
+            let Some(media) = peer.rtc.media(Mid::from(m.trim())) else {
+                continue;
+            };
+            if media.direction().is_receiving() {
+                receiving.push((media.mid(), media.kind()));
+            } else if peer.tracks_in.contains_key(&media.mid()) {
+                stopped.push(media.mid());
+            }
+        }
         for (mid, kind) in receiving {
             self.publish(now, id, mid, kind);
+        }
+        for mid in stopped {
+            self.unpublish(now, id, mid);
+        }
+    }
+
+    fn unpublish(&mut self, now: Instant, id: ParticipantId, mid: Mid) {
+        let track = self
+            .peers
+            .get_mut(&id)
+            .and_then(|p| p.tracks_in.remove(&mid));
+        if let Some(track) = track {
+            self.forwarder.handle_track_unpublished(now, track);
         }
     }
 
     fn publish(&mut self, now: Instant, id: ParticipantId, mid: Mid, kind: MediaKind) {
-        if self
-            .peers
-            .get(&id)
-            .is_none_or(|p| p.tracks_in.contains_key(&mid))
-        {
+        let Some(peer) = self.peers.get(&id) else {
+            return;
+        };
+        if peer.tracks_in.contains_key(&mid) {
             return;
         }
         let kind = match kind {
             MediaKind::Audio => TrackKind::Audio,
             MediaKind::Video => TrackKind::Video,
         };
-        if let Some(track) = self.forwarder.handle_track_published(now, id, kind) {
+        let source = peer
+            .sources
+            .get(&mid.to_string())
+            .copied()
+            .unwrap_or(Source::default_for(kind));
+        if let Some(track) = self.forwarder.handle_track_published(now, id, kind, source) {
             if let Some(p) = self.peers.get_mut(&id) {
                 p.tracks_in.insert(mid, track);
             }
-            debug!(participant = %id, ?track, ?kind, "track published");
+            debug!(participant = %id, ?track, ?source, "track published");
         }
     }
 
@@ -851,9 +944,10 @@ impl Engine {
                     track,
                     publisher,
                     kind,
+                    source,
                 } => {
                     if let Some(p) = self.peers.get_mut(&subscriber) {
-                        p.add_out_track(track, publisher, kind);
+                        p.add_out_track(track, publisher, kind, source);
                         self.mark_dirty(subscriber);
                     }
                 }

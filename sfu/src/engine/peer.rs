@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use bedside_proto::{ParticipantId, TrackInfo, TrackKind};
+use bedside_proto::{ParticipantId, Role, Source, TrackInfo, TrackKind, VisitType};
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::Rtc;
@@ -33,6 +33,7 @@ pub(crate) struct OutTrack {
     pub(crate) track: TrackId,
     pub(crate) publisher: ParticipantId,
     pub(crate) kind: TrackKind,
+    pub(crate) source: Source,
     pub(crate) state: OutState,
     /// The publisher left while this track was being negotiated: stop it after the answer.
     pub(crate) withdrawn: bool,
@@ -40,6 +41,10 @@ pub(crate) struct OutTrack {
 
 pub(crate) struct Peer {
     pub(crate) rtc: Rtc,
+    pub(crate) role: Role,
+    pub(crate) visit_type: VisitType,
+    /// The source of each mid the client sends, from its latest offer.
+    pub(crate) sources: HashMap<String, Source>,
     pub(crate) events: mpsc::UnboundedSender<PeerEvent>,
     /// The client's own tracks, by the mid of the client's offer.
     pub(crate) tracks_in: HashMap<Mid, TrackId>,
@@ -57,6 +62,9 @@ impl Peer {
     pub(crate) fn new(rtc: Rtc, events: mpsc::UnboundedSender<PeerEvent>, now: Instant) -> Self {
         Peer {
             rtc,
+            role: Role::Patient,
+            visit_type: VisitType::Consult,
+            sources: HashMap::new(),
             events,
             tracks_in: HashMap::new(),
             tracks_out: Vec::new(),
@@ -73,11 +81,13 @@ impl Peer {
         track: TrackId,
         publisher: ParticipantId,
         kind: TrackKind,
+        source: Source,
     ) {
         self.tracks_out.push(OutTrack {
             track,
             publisher,
             kind,
+            source,
             state: OutState::ToOpen,
             withdrawn: false,
         });
@@ -186,6 +196,7 @@ impl Peer {
                     mid: mid.to_string(),
                     participant: t.publisher,
                     kind: t.kind,
+                    source: t.source,
                 }),
                 _ => None,
             })

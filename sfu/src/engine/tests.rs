@@ -21,12 +21,23 @@ fn client_offer() -> String {
     offer.to_sdp_string()
 }
 
+fn new_peer(id: ParticipantId, visit: VisitId, role: Role) -> NewPeer {
+    NewPeer {
+        id,
+        visit,
+        visit_type: VisitType::Consult,
+        role,
+        sources: vec![],
+    }
+}
+
 fn start() -> (Sfu, SfuMetrics) {
     let metrics = SfuMetrics::unregistered();
     let sfu = Sfu::start(
         SfuConfig {
             bind: "127.0.0.1:0".parse().unwrap(),
             advertise: vec![],
+            routing: Arc::new(RoutingTable::default()),
         },
         metrics.clone(),
     )
@@ -47,9 +58,13 @@ async fn a_second_peer_is_offered_the_first_peers_tracks() {
     let visit = VisitId::new("v");
     let (tx1, mut rx1) = mpsc::unbounded_channel();
     let p1 = ParticipantId::from_raw(1);
-    sfu.add_peer(p1, visit.clone(), Role::Provider, client_offer(), tx1)
-        .await
-        .unwrap();
+    sfu.add_peer(
+        new_peer(p1, visit.clone(), Role::Provider),
+        client_offer(),
+        tx1,
+    )
+    .await
+    .unwrap();
     assert!(matches!(
         next_event(&mut rx1).await,
         PeerEvent::Answer { .. }
@@ -57,7 +72,7 @@ async fn a_second_peer_is_offered_the_first_peers_tracks() {
 
     let (tx2, mut rx2) = mpsc::unbounded_channel();
     let p2 = ParticipantId::from_raw(2);
-    sfu.add_peer(p2, visit, Role::Patient, client_offer(), tx2)
+    sfu.add_peer(new_peer(p2, visit, Role::Patient), client_offer(), tx2)
         .await
         .unwrap();
     assert!(matches!(
@@ -85,18 +100,20 @@ async fn bad_sdp_and_candidates_are_refused_cleanly() {
     let p = ParticipantId::from_raw(1);
     let err = sfu
         .add_peer(
-            p,
-            VisitId::new("v"),
-            Role::Patient,
+            new_peer(p, VisitId::new("v"), Role::Patient),
             "v=0\r\nnonsense".into(),
             tx.clone(),
         )
         .await
         .unwrap_err();
     assert!(matches!(err, SfuError::InvalidSdp));
-    sfu.add_peer(p, VisitId::new("v"), Role::Patient, client_offer(), tx)
-        .await
-        .unwrap();
+    sfu.add_peer(
+        new_peer(p, VisitId::new("v"), Role::Patient),
+        client_offer(),
+        tx,
+    )
+    .await
+    .unwrap();
     assert!(matches!(
         sfu.add_candidate(p, "candidate:garbage".into()).await,
         Err(SfuError::InvalidCandidate)
@@ -122,10 +139,14 @@ async fn a_panic_in_one_peer_ends_only_that_peer() {
     let (tx1, mut rx1) = mpsc::unbounded_channel();
     let (tx2, mut rx2) = mpsc::unbounded_channel();
     let (p1, p2) = (ParticipantId::from_raw(1), ParticipantId::from_raw(2));
-    sfu.add_peer(p1, visit.clone(), Role::Provider, client_offer(), tx1)
-        .await
-        .unwrap();
-    sfu.add_peer(p2, visit, Role::Patient, client_offer(), tx2)
+    sfu.add_peer(
+        new_peer(p1, visit.clone(), Role::Provider),
+        client_offer(),
+        tx1,
+    )
+    .await
+    .unwrap();
+    sfu.add_peer(new_peer(p2, visit, Role::Patient), client_offer(), tx2)
         .await
         .unwrap();
     sfu.inject_panic(p1);
@@ -159,9 +180,7 @@ async fn garbage_datagrams_are_dropped_and_counted() {
     // The engine keeps serving commands.
     let (tx, _rx) = mpsc::unbounded_channel();
     sfu.add_peer(
-        ParticipantId::from_raw(1),
-        VisitId::new("v"),
-        Role::Patient,
+        new_peer(ParticipantId::from_raw(1), VisitId::new("v"), Role::Patient),
         client_offer(),
         tx,
     )
@@ -180,4 +199,48 @@ async fn garbage_datagrams_are_dropped_and_counted() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(dropped() >= 3, "dropped {}", dropped());
+}
+
+#[tokio::test]
+async fn a_source_the_role_may_not_publish_is_refused_at_negotiation() {
+    let (sfu, metrics) = start();
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let offer = client_offer();
+    let video_mid = offer
+        .split("m=video")
+        .nth(1)
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("a=mid:")))
+        .unwrap()
+        .trim()
+        .to_string();
+    // A patient marking its video as a screen share is refused.
+    let mut patient = new_peer(ParticipantId::from_raw(1), VisitId::new("v"), Role::Patient);
+    patient.sources = vec![(video_mid.clone(), Source::Screen)];
+    let err = sfu
+        .add_peer(patient.clone(), offer.clone(), tx.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SfuError::PublishNotAllowed));
+    // A supervisor publishes nothing by default.
+    let supervisor = new_peer(
+        ParticipantId::from_raw(2),
+        VisitId::new("v"),
+        Role::Supervisor,
+    );
+    let err = sfu
+        .add_peer(supervisor, offer.clone(), tx.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SfuError::PublishNotAllowed));
+    // Marking audio as a camera is malformed.
+    patient.sources = vec![(video_mid, Source::Microphone)];
+    assert!(matches!(
+        sfu.add_peer(patient.clone(), offer.clone(), tx.clone())
+            .await,
+        Err(SfuError::InvalidSdp)
+    ));
+    // The same offer with default sources is fine, and nothing was created before.
+    patient.sources = vec![];
+    sfu.add_peer(patient, offer, tx).await.unwrap();
+    assert_eq!(metrics.peers.get(), 1);
 }

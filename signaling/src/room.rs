@@ -1,0 +1,597 @@
+//! One visit's clinic logic, without I/O (STYLE.md 1): who is in the visit, who waits, who may
+//! admit, deny, remove and end, grace periods and the maximum wait. Inputs are `handle_*(now,
+//! …)`, outputs are [`Out`]s from [`Room::poll_output`] and timers from [`Room::poll_timeout`].
+//! The visit task in `visits.rs` owns one `Room` and carries the outputs out.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bedside_proto::{
+    ErrorCode, ParticipantId, ParticipantInfo, QueueEntry, Role, ServerMessage, VisitType,
+};
+
+/// Limits of one visit, from the visit type's config.
+#[derive(Debug, Clone)]
+pub struct RoomLimits {
+    /// Most participants (waiting and admitted) at once.
+    pub max_participants: usize,
+    /// Longest time in the waiting room before the session is ended.
+    pub max_wait: Duration,
+    /// How long a dropped participant keeps their place (waiting) or admission.
+    pub grace: Duration,
+}
+
+/// Someone joining, from their verified token.
+#[derive(Clone)]
+pub(crate) struct Joiner {
+    pub(crate) id: ParticipantId,
+    pub(crate) subject: String,
+    pub(crate) jti: String,
+    pub(crate) role: Role,
+    pub(crate) name: Option<String>,
+    pub(crate) reason: Option<String>,
+}
+
+/// What a clinician (or a participant, for their own video) asks of the visit.
+#[derive(Debug, Clone)]
+pub(crate) enum Command {
+    Admit(ParticipantId),
+    AdmitAll,
+    Deny(ParticipantId, Option<String>),
+    Remove(ParticipantId),
+    EndVisit,
+    NotifyWaiting(String),
+    ShowVideo(bool),
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Departure {
+    /// The participant pressed leave.
+    Left,
+    /// The connection dropped: the grace period applies.
+    Dropped,
+}
+
+/// An auditable event (opaque ids and codes only; `crate::audit` writes it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AuditNote {
+    pub(crate) kind: &'static str,
+    pub(crate) participant: ParticipantId,
+    pub(crate) subject: String,
+    pub(crate) role: Role,
+    pub(crate) actor: Option<ParticipantId>,
+    pub(crate) code: Option<&'static str>,
+}
+
+/// Outputs for the visit task.
+#[derive(Debug, Clone)]
+pub(crate) enum Out {
+    /// A message for one session.
+    Send(ParticipantId, ServerMessage),
+    /// The session was admitted: it may start media; the message tells the client.
+    Admit(ParticipantId, ServerMessage),
+    /// End that session with this error.
+    Close(ParticipantId, ErrorCode, String),
+    /// The participant's "show my video" changed (the SFU re-routes).
+    Shown(ParticipantId, bool),
+    Audit(AuditNote),
+}
+
+/// Why a join was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    VisitFull,
+    VisitEnded,
+}
+
+/// The result of a successful join, for the `joined` message.
+#[derive(Debug, Clone)]
+pub(crate) struct Entered {
+    pub(crate) admitted: bool,
+    pub(crate) participants: Vec<ParticipantInfo>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Waiting { since: Instant },
+    Admitted,
+}
+
+struct Member {
+    who: Joiner,
+    state: State,
+    shown: bool,
+}
+
+/// A participant who dropped and may return within the grace period.
+struct Away {
+    subject: String,
+    role: Role,
+    state: State,
+    until: Instant,
+}
+
+pub(crate) struct Room {
+    visit_type: VisitType,
+    limits: RoomLimits,
+    members: Vec<Member>,
+    away: Vec<Away>,
+    note: Option<String>,
+    ended: bool,
+    out: VecDeque<Out>,
+}
+
+/// Roles that wait for a clinician (DESIGN.md "Roles").
+pub(crate) fn waits(role: Role) -> bool {
+    matches!(role, Role::Patient | Role::Caregiver | Role::Interpreter)
+}
+
+/// Roles that may admit, deny, remove and end (DESIGN.md "Roles": the provider).
+fn runs_visit(role: Role) -> bool {
+    role == Role::Provider
+}
+
+/// The longest clinician message to the waiting room, in characters.
+pub(crate) const MAX_NOTE_CHARS: usize = 500;
+/// The longest deny reason, in characters.
+pub(crate) const MAX_REASON_CHARS: usize = 500;
+
+impl Room {
+    pub(crate) fn new(visit_type: VisitType, limits: RoomLimits) -> Self {
+        Room {
+            visit_type,
+            limits,
+            members: Vec::new(),
+            away: Vec::new(),
+            note: None,
+            ended: false,
+            out: VecDeque::new(),
+        }
+    }
+
+    /// A session joins. Clinicians enter; patients, caregivers and interpreters wait unless
+    /// they return within the grace period after being admitted.
+    pub(crate) fn handle_join(&mut self, now: Instant, who: Joiner) -> Result<Entered, Refusal> {
+        if self.ended {
+            return Err(Refusal::VisitEnded);
+        }
+        // One live session per token: the newer session takes the older one's place.
+        let mut state = None;
+        if let Some(pos) = self.members.iter().position(|m| m.who.jti == who.jti) {
+            let old = self.members.remove(pos);
+            self.out.push_back(Out::Close(
+                old.who.id,
+                ErrorCode::SessionReplaced,
+                "this visit was opened again elsewhere".into(),
+            ));
+            if old.state == State::Admitted {
+                self.broadcast_admitted(ServerMessage::ParticipantLeft {
+                    participant: old.who.id,
+                });
+            }
+            state = Some(old.state);
+        }
+        // A return within the grace period keeps the place or the admission.
+        if state.is_none() {
+            if let Some(pos) = self
+                .away
+                .iter()
+                .position(|a| a.subject == who.subject && a.role == who.role)
+            {
+                state = Some(self.away.remove(pos).state);
+            }
+        }
+        if state.is_none() && self.members.len() >= self.limits.max_participants {
+            self.audit("refuse", &who, None, Some("visit_full"));
+            return Err(Refusal::VisitFull);
+        }
+        let state = state.unwrap_or(if waits(who.role) {
+            State::Waiting { since: now }
+        } else {
+            State::Admitted
+        });
+        let admitted = state == State::Admitted;
+        self.audit(
+            "join",
+            &who,
+            None,
+            Some(if admitted { "admitted" } else { "waiting" }),
+        );
+        let shown = self.visit_type == VisitType::Consult;
+        self.members.push(Member {
+            who: who.clone(),
+            state,
+            shown,
+        });
+        let participants = if admitted {
+            let info = self.info(who.id).expect("the member was just added");
+            self.broadcast_admitted_except(
+                who.id,
+                ServerMessage::ParticipantJoined { participant: info },
+            );
+            if who.role.is_clinician() {
+                let queue = self.queue(now);
+                self.out.push_back(Out::Send(who.id, queue));
+            }
+            self.admitted_infos_except(who.id)
+        } else {
+            Vec::new()
+        };
+        if !admitted {
+            self.queue_changed(now);
+        }
+        Ok(Entered {
+            admitted,
+            participants,
+        })
+    }
+
+    /// A session ended.
+    pub(crate) fn handle_leave(&mut self, now: Instant, id: ParticipantId, how: Departure) {
+        let Some(pos) = self.members.iter().position(|m| m.who.id == id) else {
+            return;
+        };
+        let m = self.members.remove(pos);
+        let code = match how {
+            Departure::Left => "left",
+            Departure::Dropped => "dropped",
+        };
+        self.audit("depart", &m.who, None, Some(code));
+        if how == Departure::Dropped && !self.ended {
+            self.away.push(Away {
+                subject: m.who.subject.clone(),
+                role: m.who.role,
+                state: m.state,
+                until: now + self.limits.grace,
+            });
+        }
+        match m.state {
+            State::Admitted => {
+                self.broadcast_admitted(ServerMessage::ParticipantLeft { participant: id })
+            }
+            State::Waiting { .. } => self.queue_changed(now),
+        }
+    }
+
+    /// A command from participant `from`. Errors are for `from` only.
+    pub(crate) fn handle_command(
+        &mut self,
+        now: Instant,
+        from: ParticipantId,
+        cmd: Command,
+    ) -> Result<(), ErrorCode> {
+        let Some(actor) = self.members.iter().find(|m| m.who.id == from) else {
+            return Err(ErrorCode::NotJoined);
+        };
+        let actor_role = actor.who.role;
+        let actor_admitted = actor.state == State::Admitted;
+        if let Command::ShowVideo(show) = cmd {
+            let m = self
+                .members
+                .iter_mut()
+                .find(|m| m.who.id == from)
+                .expect("the actor was found above");
+            if m.shown != show {
+                m.shown = show;
+                self.out.push_back(Out::Shown(from, show));
+                if let Some(info) = self.info(from) {
+                    self.broadcast_admitted(ServerMessage::ParticipantUpdated {
+                        participant: info,
+                    });
+                }
+            }
+            return Ok(());
+        }
+        if !runs_visit(actor_role) || !actor_admitted {
+            let who = self
+                .members
+                .iter()
+                .find(|m| m.who.id == from)
+                .map(|m| m.who.clone());
+            if let Some(who) = who {
+                self.audit("refuse", &who, None, Some("forbidden"));
+            }
+            return Err(ErrorCode::Forbidden);
+        }
+        match cmd {
+            Command::Admit(target) => {
+                if !self.is_waiting(target) {
+                    return Err(ErrorCode::UnknownParticipant);
+                }
+                self.admit(now, from, target);
+            }
+            Command::AdmitAll => {
+                let waiting: Vec<ParticipantId> = self
+                    .members
+                    .iter()
+                    .filter(|m| matches!(m.state, State::Waiting { .. }))
+                    .map(|m| m.who.id)
+                    .collect();
+                for target in waiting {
+                    self.admit(now, from, target);
+                }
+            }
+            Command::Deny(target, reason) => {
+                if !self.is_waiting(target) {
+                    return Err(ErrorCode::UnknownParticipant);
+                }
+                let pos = self
+                    .members
+                    .iter()
+                    .position(|m| m.who.id == target)
+                    .expect("is_waiting found the target");
+                let m = self.members.remove(pos);
+                self.audit("deny", &m.who, Some(from), None);
+                let text = reason
+                    .map(|r| r.chars().take(MAX_REASON_CHARS).collect::<String>())
+                    .filter(|r| !r.trim().is_empty())
+                    .unwrap_or_else(|| "A clinician could not admit you to this visit.".into());
+                self.out
+                    .push_back(Out::Close(target, ErrorCode::Denied, text));
+                self.queue_changed(now);
+            }
+            Command::Remove(target) => {
+                let Some(pos) = self.members.iter().position(|m| m.who.id == target) else {
+                    return Err(ErrorCode::UnknownParticipant);
+                };
+                if target == from {
+                    return Err(ErrorCode::Forbidden);
+                }
+                let m = self.members.remove(pos);
+                self.audit("remove", &m.who, Some(from), None);
+                // No grace: a removed participant who comes back waits again.
+                self.away.retain(|a| a.subject != m.who.subject);
+                self.out.push_back(Out::Close(
+                    target,
+                    ErrorCode::Removed,
+                    "A clinician removed you from this visit.".into(),
+                ));
+                match m.state {
+                    State::Admitted => self.broadcast_admitted(ServerMessage::ParticipantLeft {
+                        participant: target,
+                    }),
+                    State::Waiting { .. } => self.queue_changed(now),
+                }
+            }
+            Command::EndVisit => {
+                let who = self
+                    .members
+                    .iter()
+                    .find(|m| m.who.id == from)
+                    .map(|m| m.who.clone())
+                    .expect("the actor was found above");
+                self.audit("end_visit", &who, Some(from), None);
+                self.ended = true;
+                self.away.clear();
+                for m in std::mem::take(&mut self.members) {
+                    self.out.push_back(Out::Close(
+                        m.who.id,
+                        ErrorCode::VisitEnded,
+                        "The visit has ended.".into(),
+                    ));
+                }
+            }
+            Command::NotifyWaiting(text) => {
+                let text: String = text.chars().take(MAX_NOTE_CHARS).collect();
+                self.note = (!text.trim().is_empty()).then_some(text);
+                self.positions_changed();
+            }
+            Command::ShowVideo(_) => unreachable!("handled before the permission check"),
+        }
+        Ok(())
+    }
+
+    /// Time passed: waits that ran out end, grace periods expire.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        let expired: Vec<ParticipantId> = self
+            .members
+            .iter()
+            .filter(|m| match m.state {
+                State::Waiting { since } => now >= since + self.limits.max_wait,
+                State::Admitted => false,
+            })
+            .map(|m| m.who.id)
+            .collect();
+        for id in &expired {
+            if let Some(pos) = self.members.iter().position(|m| m.who.id == *id) {
+                let m = self.members.remove(pos);
+                self.audit("depart", &m.who, None, Some("wait_timeout"));
+                self.out.push_back(Out::Close(
+                    *id,
+                    ErrorCode::WaitTimeout,
+                    "No clinician could admit you in time. Please contact your clinic.".into(),
+                ));
+            }
+        }
+        if !expired.is_empty() {
+            self.queue_changed(now);
+        }
+        self.away.retain(|a| a.until > now);
+    }
+
+    /// The next moment [`Room::handle_timeout`] has work.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        let waits = self.members.iter().filter_map(|m| match m.state {
+            State::Waiting { since } => Some(since + self.limits.max_wait),
+            State::Admitted => None,
+        });
+        let aways = self.away.iter().map(|a| a.until);
+        waits.chain(aways).min()
+    }
+
+    pub(crate) fn poll_output(&mut self) -> Option<Out> {
+        self.out.pop_front()
+    }
+
+    /// Nobody is here and nobody may return: the visit task can end.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.members.is_empty() && (self.away.is_empty() || self.ended)
+    }
+
+    pub(crate) fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    pub(crate) fn member_count(&self) -> (usize, usize) {
+        let waiting = self
+            .members
+            .iter()
+            .filter(|m| matches!(m.state, State::Waiting { .. }))
+            .count();
+        (waiting, self.members.len() - waiting)
+    }
+
+    fn is_waiting(&self, id: ParticipantId) -> bool {
+        self.members
+            .iter()
+            .any(|m| m.who.id == id && matches!(m.state, State::Waiting { .. }))
+    }
+
+    fn admit(&mut self, now: Instant, actor: ParticipantId, target: ParticipantId) {
+        let Some(m) = self.members.iter_mut().find(|m| m.who.id == target) else {
+            return;
+        };
+        m.state = State::Admitted;
+        let who = m.who.clone();
+        self.audit("admit", &who, Some(actor), None);
+        let participants = self.admitted_infos_except(target);
+        self.out
+            .push_back(Out::Admit(target, ServerMessage::Admitted { participants }));
+        if let Some(info) = self.info(target) {
+            self.broadcast_admitted_except(
+                target,
+                ServerMessage::ParticipantJoined { participant: info },
+            );
+        }
+        if who.role.is_clinician() {
+            let queue = self.queue(now);
+            self.out.push_back(Out::Send(target, queue));
+        }
+        self.queue_changed(now);
+    }
+
+    fn info(&self, id: ParticipantId) -> Option<ParticipantInfo> {
+        self.members
+            .iter()
+            .find(|m| m.who.id == id)
+            .map(|m| ParticipantInfo {
+                participant: m.who.id,
+                role: m.who.role,
+                name: m.who.name.clone(),
+                shown: m.shown,
+            })
+    }
+
+    fn admitted_infos_except(&self, id: ParticipantId) -> Vec<ParticipantInfo> {
+        self.members
+            .iter()
+            .filter(|m| m.state == State::Admitted && m.who.id != id)
+            .filter_map(|m| self.info(m.who.id))
+            .collect()
+    }
+
+    fn broadcast_admitted(&mut self, msg: ServerMessage) {
+        let to: Vec<ParticipantId> = self
+            .members
+            .iter()
+            .filter(|m| m.state == State::Admitted)
+            .map(|m| m.who.id)
+            .collect();
+        for id in to {
+            self.out.push_back(Out::Send(id, msg.clone()));
+        }
+    }
+
+    fn broadcast_admitted_except(&mut self, except: ParticipantId, msg: ServerMessage) {
+        let to: Vec<ParticipantId> = self
+            .members
+            .iter()
+            .filter(|m| m.state == State::Admitted && m.who.id != except)
+            .map(|m| m.who.id)
+            .collect();
+        for id in to {
+            self.out.push_back(Out::Send(id, msg.clone()));
+        }
+    }
+
+    fn queue(&self, now: Instant) -> ServerMessage {
+        let entries = self
+            .waiting_in_order()
+            .into_iter()
+            .map(|(m, since)| QueueEntry {
+                participant: m.who.id,
+                role: m.who.role,
+                name: m.who.name.clone(),
+                reason: m.who.reason.clone(),
+                waited_ms: now.saturating_duration_since(since).as_millis() as u64,
+            })
+            .collect();
+        ServerMessage::Queue { entries }
+    }
+
+    fn waiting_in_order(&self) -> Vec<(&Member, Instant)> {
+        let mut w: Vec<(&Member, Instant)> = self
+            .members
+            .iter()
+            .filter_map(|m| match m.state {
+                State::Waiting { since } => Some((m, since)),
+                State::Admitted => None,
+            })
+            .collect();
+        w.sort_by_key(|(m, since)| (*since, m.who.id));
+        w
+    }
+
+    /// The queue changed: clinicians see the new queue, waiting people their new position.
+    fn queue_changed(&mut self, now: Instant) {
+        let queue = self.queue(now);
+        let clinicians: Vec<ParticipantId> = self
+            .members
+            .iter()
+            .filter(|m| m.state == State::Admitted && m.who.role.is_clinician())
+            .map(|m| m.who.id)
+            .collect();
+        for id in clinicians {
+            self.out.push_back(Out::Send(id, queue.clone()));
+        }
+        self.positions_changed();
+    }
+
+    fn positions_changed(&mut self) {
+        let order: Vec<ParticipantId> = self
+            .waiting_in_order()
+            .into_iter()
+            .map(|(m, _)| m.who.id)
+            .collect();
+        for (i, id) in order.into_iter().enumerate() {
+            self.out.push_back(Out::Send(
+                id,
+                ServerMessage::Waiting {
+                    position: i as u32 + 1,
+                    message: self.note.clone(),
+                },
+            ));
+        }
+    }
+
+    fn audit(
+        &mut self,
+        kind: &'static str,
+        who: &Joiner,
+        actor: Option<ParticipantId>,
+        code: Option<&'static str>,
+    ) {
+        self.out.push_back(Out::Audit(AuditNote {
+            kind,
+            participant: who.id,
+            subject: who.subject.clone(),
+            role: who.role,
+            actor,
+            code,
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,339 @@
+use super::*;
+
+fn p(n: u64) -> ParticipantId {
+    ParticipantId::from_raw(n)
+}
+
+fn joiner(n: u64, role: Role) -> Joiner {
+    Joiner {
+        id: p(n),
+        subject: format!("sub-{n}"),
+        jti: format!("jti-{n}"),
+        role,
+        name: Some(format!("Name {n}")),
+        reason: Some(format!("Reason {n}")),
+    }
+}
+
+fn limits() -> RoomLimits {
+    RoomLimits {
+        max_participants: 4,
+        max_wait: Duration::from_secs(600),
+        grace: Duration::from_secs(30),
+    }
+}
+
+fn drain(r: &mut Room) -> Vec<Out> {
+    std::iter::from_fn(|| r.poll_output()).collect()
+}
+
+/// Messages sent to `id`, in order (sends and admissions).
+fn to(outs: &[Out], id: ParticipantId) -> Vec<ServerMessage> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Out::Send(t, m) | Out::Admit(t, m) if *t == id => Some(m.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn closed(outs: &[Out], id: ParticipantId) -> Option<ErrorCode> {
+    outs.iter().find_map(|o| match o {
+        Out::Close(t, code, _) if *t == id => Some(*code),
+        _ => None,
+    })
+}
+
+fn audits(outs: &[Out]) -> Vec<(&'static str, ParticipantId, Option<&'static str>)> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Out::Audit(a) => Some((a.kind, a.participant, a.code)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn patients_wait_clinicians_see_the_queue_and_admit() {
+    let t0 = Instant::now();
+    let mut r = Room::new(VisitType::Consult, limits());
+    let doc = r.handle_join(t0, joiner(1, Role::Provider)).unwrap();
+    assert!(doc.admitted);
+    let outs = drain(&mut r);
+    assert!(matches!(&to(&outs, p(1))[0], ServerMessage::Queue { entries } if entries.is_empty()));
+
+    let pat = r
+        .handle_join(t0 + Duration::from_secs(5), joiner(2, Role::Patient))
+        .unwrap();
+    assert!(!pat.admitted);
+    assert!(pat.participants.is_empty(), "a waiting patient sees nobody");
+    let outs = drain(&mut r);
+    // The provider sees the entry with the reason; the patient sees position 1.
+    match &to(&outs, p(1))[..] {
+        [ServerMessage::Queue { entries }] => {
+            assert_eq!(entries.len(), 1);
+            assert_eq!(entries[0].participant, p(2));
+            assert_eq!(entries[0].reason.as_deref(), Some("Reason 2"));
+        }
+        other => panic!("provider got {other:?}"),
+    }
+    assert!(matches!(
+        &to(&outs, p(2))[..],
+        [ServerMessage::Waiting { position: 1, .. }]
+    ));
+
+    r.handle_command(t0 + Duration::from_secs(60), p(1), Command::Admit(p(2)))
+        .unwrap();
+    let outs = drain(&mut r);
+    assert!(outs.iter().any(|o| matches!(o, Out::Admit(id, ServerMessage::Admitted { participants }) if *id == p(2) && participants.len() == 1)));
+    assert!(to(&outs, p(1))
+        .iter()
+        .any(|m| matches!(m, ServerMessage::ParticipantJoined { participant } if participant.participant == p(2))));
+    assert!(audits(&outs).contains(&("admit", p(2), None)));
+    assert_eq!(r.member_count(), (0, 2));
+}
+
+#[test]
+fn positions_follow_arrival_and_the_clinician_message_reaches_the_waiting() {
+    let t0 = Instant::now();
+    let mut r = Room::new(VisitType::Group, limits());
+    r.handle_join(t0, joiner(1, Role::Provider)).unwrap();
+    r.handle_join(t0 + Duration::from_secs(1), joiner(2, Role::Patient))
+        .unwrap();
+    r.handle_join(t0 + Duration::from_secs(2), joiner(3, Role::Caregiver))
+        .unwrap();
+    drain(&mut r);
+    r.handle_command(
+        t0,
+        p(1),
+        Command::NotifyWaiting("running 10 minutes late".into()),
+    )
+    .unwrap();
+    let outs = drain(&mut r);
+    assert!(
+        matches!(&to(&outs, p(3))[..], [ServerMessage::Waiting { position: 2, message: Some(m) }] if m.contains("10 minutes"))
+    );
+    // The first leaves: the second moves up.
+    r.handle_leave(t0 + Duration::from_secs(3), p(2), Departure::Left);
+    let outs = drain(&mut r);
+    assert!(matches!(
+        &to(&outs, p(3))[..],
+        [ServerMessage::Waiting { position: 1, .. }]
+    ));
+}
+
+#[test]
+fn deny_closes_with_the_reason_and_patients_cannot_run_the_visit() {
+    let t0 = Instant::now();
+    let mut r = Room::new(VisitType::Consult, limits());
+    r.handle_join(t0, joiner(1, Role::Provider)).unwrap();
+    r.handle_join(t0, joiner(2, Role::Patient)).unwrap();
+    r.handle_join(t0, joiner(3, Role::Patient)).unwrap();
+    drain(&mut r);
+    // A waiting patient may not admit, deny or end.
+    for cmd in [
+        Command::Admit(p(3)),
+        Command::Deny(p(3), None),
+        Command::EndVisit,
+        Command::AdmitAll,
+    ] {
+        assert_eq!(r.handle_command(t0, p(2), cmd), Err(ErrorCode::Forbidden));
+    }
+    // Neither may an admitted chaperone.
+    r.handle_join(t0, joiner(4, Role::Chaperone)).unwrap();
+    assert_eq!(
+        r.handle_command(t0, p(4), Command::Admit(p(2))),
+        Err(ErrorCode::Forbidden)
+    );
+    let outs = drain(&mut r);
+    assert!(audits(&outs).contains(&("refuse", p(2), Some("forbidden"))));
+
+    r.handle_command(
+        t0,
+        p(1),
+        Command::Deny(p(2), Some("please call the clinic".into())),
+    )
+    .unwrap();
+    let outs = drain(&mut r);
+    match outs.iter().find(|o| matches!(o, Out::Close(..))) {
+        Some(Out::Close(id, ErrorCode::Denied, text)) => {
+            assert_eq!(*id, p(2));
+            assert_eq!(text, "please call the clinic");
+        }
+        other => panic!("expected a denial, got {other:?}"),
+    }
+    assert!(audits(&outs).contains(&("deny", p(2), None)));
+    assert_eq!(
+        r.handle_command(t0, p(1), Command::Admit(p(2))),
+        Err(ErrorCode::UnknownParticipant)
+    );
+}
+
+#[test]
+fn admit_all_admits_everyone_waiting() {
+    let t0 = Instant::now();
+    let mut r = Room::new(VisitType::Group, limits());
+    r.handle_join(t0, joiner(1, Role::Provider)).unwrap();
+    r.handle_join(t0, joiner(2, Role::Patient)).unwrap();
+    r.handle_join(t0, joiner(3, Role::Interpreter)).unwrap();
+    drain(&mut r);
+    r.handle_command(t0, p(1), Command::AdmitAll).unwrap();
+    let outs = drain(&mut r);
+    let admitted: Vec<_> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Out::Admit(id, _) => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(admitted, vec![p(2), p(3)]);
+    assert_eq!(r.member_count(), (0, 3));
+}
+
+#[test]
+fn the_maximum_wait_ends_a_wait_with_a_clear_message() {
+    let t0 = Instant::now();
+    let mut r = Room::new(VisitType::Consult, limits());
+    r.handle_join(t0, joiner(2, Role::Patient)).unwrap();
+    drain(&mut r);
+    assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(600)));
+    r.handle_timeout(t0 + Duration::from_secs(599));
+    assert!(closed(&drain(&mut r), p(2)).is_none());
+    r.handle_timeout(t0 + Duration::from_secs(600));
+    assert_eq!(closed(&drain(&mut r), p(2)), Some(ErrorCode::WaitTimeout));
+    assert!(r.is_finished());
+}
+
+#[test]
+fn a_dropped_participant_returning_within_grace_keeps_their_state() {
+    let t0 = Instant::now();
+    let s = Duration::from_secs;
+    let mut r = Room::new(VisitType::Consult, limits());
+    r.handle_join(t0, joiner(1, Role::Provider)).unwrap();
+    r.handle_join(t0, joiner(2, Role::Patient)).unwrap();
+    r.handle_join(t0 + s(1), joiner(3, Role::Caregiver))
+        .unwrap();
+    r.handle_command(t0 + s(2), p(1), Command::Admit(p(2)))
+        .unwrap();
+    drain(&mut r);
+
+    // The admitted patient reloads: a new session (new id, same subject) skips the queue.
+    r.handle_leave(t0 + s(10), p(2), Departure::Dropped);
+    let mut back = joiner(12, Role::Patient);
+    back.subject = "sub-2".into();
+    let e = r.handle_join(t0 + s(20), back).unwrap();
+    assert!(e.admitted);
+    assert_eq!(e.participants.len(), 1);
+
+    // The waiting caregiver drops and returns: keeps the first place ahead of a newcomer.
+    r.handle_join(t0 + s(21), joiner(4, Role::Patient)).unwrap();
+    r.handle_leave(t0 + s(22), p(3), Departure::Dropped);
+    let mut back = joiner(13, Role::Caregiver);
+    back.subject = "sub-3".into();
+    assert!(!r.handle_join(t0 + s(30), back).unwrap().admitted);
+    let outs = drain(&mut r);
+    assert!(matches!(
+        to(&outs, p(13)).last(),
+        Some(ServerMessage::Waiting { position: 1, .. })
+    ));
+
+    // After the grace period, a return waits again.
+    r.handle_leave(t0 + s(40), p(12), Departure::Dropped);
+    r.handle_timeout(t0 + s(71));
+    let mut late = joiner(22, Role::Patient);
+    late.subject = "sub-2".into();
+    assert!(!r.handle_join(t0 + s(72), late).unwrap().admitted);
+    // An explicit leave has no grace at all.
+    r.handle_leave(t0 + s(73), p(22), Departure::Left);
+    let mut again = joiner(32, Role::Patient);
+    again.subject = "sub-2".into();
+    assert!(!r.handle_join(t0 + s(74), again).unwrap().admitted);
+}
+
+#[test]
+fn the_same_token_twice_replaces_the_older_session() {
+    let t0 = Instant::now();
+    let mut r = Room::new(VisitType::Consult, limits());
+    r.handle_join(t0, joiner(1, Role::Provider)).unwrap();
+    r.handle_join(t0, joiner(2, Role::Patient)).unwrap();
+    r.handle_command(t0, p(1), Command::Admit(p(2))).unwrap();
+    drain(&mut r);
+    let mut twin = joiner(5, Role::Patient);
+    twin.jti = "jti-2".into();
+    twin.subject = "sub-2".into();
+    assert!(r.handle_join(t0, twin).unwrap().admitted);
+    let outs = drain(&mut r);
+    assert_eq!(closed(&outs, p(2)), Some(ErrorCode::SessionReplaced));
+    assert_eq!(r.member_count(), (0, 2));
+}
+
+#[test]
+fn full_and_ended_visits_refuse_joins_and_ending_closes_everyone() {
+    let t0 = Instant::now();
+    let mut r = Room::new(VisitType::Consult, limits());
+    for n in 1..=4 {
+        let role = if n == 1 {
+            Role::Provider
+        } else {
+            Role::Patient
+        };
+        r.handle_join(t0, joiner(n, role)).unwrap();
+    }
+    assert_eq!(
+        r.handle_join(t0, joiner(5, Role::Patient)).err(),
+        Some(Refusal::VisitFull)
+    );
+    drain(&mut r);
+    r.handle_command(t0, p(1), Command::EndVisit).unwrap();
+    let outs = drain(&mut r);
+    for n in 1..=4 {
+        assert_eq!(closed(&outs, p(n)), Some(ErrorCode::VisitEnded));
+    }
+    assert!(r.is_ended() && r.is_finished());
+    assert_eq!(
+        r.handle_join(t0, joiner(6, Role::Provider)).err(),
+        Some(Refusal::VisitEnded)
+    );
+}
+
+#[test]
+fn show_video_is_announced_and_routed() {
+    let t0 = Instant::now();
+    let mut r = Room::new(VisitType::Group, limits());
+    r.handle_join(t0, joiner(1, Role::Provider)).unwrap();
+    r.handle_join(t0, joiner(2, Role::Patient)).unwrap();
+    r.handle_command(t0, p(1), Command::Admit(p(2))).unwrap();
+    drain(&mut r);
+    r.handle_command(t0, p(2), Command::ShowVideo(true))
+        .unwrap();
+    let outs = drain(&mut r);
+    assert!(outs
+        .iter()
+        .any(|o| matches!(o, Out::Shown(id, true) if *id == p(2))));
+    assert!(to(&outs, p(1)).iter().any(
+        |m| matches!(m, ServerMessage::ParticipantUpdated { participant } if participant.shown)
+    ));
+    // Repeating it changes nothing.
+    r.handle_command(t0, p(2), Command::ShowVideo(true))
+        .unwrap();
+    assert!(drain(&mut r).is_empty());
+}
+
+#[test]
+fn removal_has_no_grace() {
+    let t0 = Instant::now();
+    let mut r = Room::new(VisitType::Consult, limits());
+    r.handle_join(t0, joiner(1, Role::Provider)).unwrap();
+    r.handle_join(t0, joiner(2, Role::Patient)).unwrap();
+    r.handle_command(t0, p(1), Command::Admit(p(2))).unwrap();
+    r.handle_command(t0, p(1), Command::Remove(p(2))).unwrap();
+    let outs = drain(&mut r);
+    assert_eq!(closed(&outs, p(2)), Some(ErrorCode::Removed));
+    assert_eq!(
+        r.handle_command(t0, p(1), Command::Remove(p(1))),
+        Err(ErrorCode::Forbidden)
+    );
+    let mut back = joiner(3, Role::Patient);
+    back.subject = "sub-2".into();
+    assert!(!r.handle_join(t0, back).unwrap().admitted);
+}
