@@ -1,5 +1,5 @@
-// Bedside web client: joins a visit over /v1/signal (docs/signaling.md), publishes the
-// camera and microphone, and shows a tile per remote participant. No build step, no framework.
+// Bedside web client: device check, waiting room, the provider's queue, and the call itself,
+// over /v1/signal (docs/signaling.md). No build step, no framework.
 'use strict';
 
 (() => {
@@ -13,6 +13,7 @@
     const fromHash = params.get('token');
     if (fromHash) {
       sessionStorage.setItem('bedside.token', fromHash);
+      sessionStorage.removeItem('bedside.autojoin');
       history.replaceState(null, '', location.pathname);
       return fromHash;
     }
@@ -24,17 +25,28 @@
     ws: null,
     pc: null,
     localStream: null,
+    screenTransceiver: null,
     me: null,
-    participants: new Map(), // participant id -> {participant, role, name}
-    tracks: new Map(), // mid -> {participant, kind}
-    queue: Promise.resolve(),
+    role: null,
+    visitType: null,
+    mayPublish: [],
+    iceServers: [],
+    participants: new Map(), // participant id -> {participant, role, name, shown}
+    tracks: new Map(), // mid -> {participant, kind, source}
+    queue: [],
+    queueReceivedAt: 0,
+    chain: Promise.resolve(),
+    needsOffer: false,
     pingTimer: null,
     ended: false,
+    mediaStarted: false,
   };
 
-  function setStatus(text) {
-    $('status').textContent = text;
-  }
+  const CLOSING = new Set(['message_too_large', 'unsupported_version', 'invalid_token', 'token_expired',
+    'media_failed', 'unavailable', 'timeout', 'rate_limited', 'visit_full', 'visit_ended', 'denied',
+    'removed', 'wait_timeout', 'session_replaced']);
+
+  function setStatus(text) { $('status').textContent = text; }
 
   function showError(message) {
     const el = $('error');
@@ -42,25 +54,140 @@
     el.hidden = false;
   }
 
+  function show(section) {
+    for (const id of ['prejoin', 'waiting', 'call', 'ended']) $(id).hidden = id !== section;
+  }
+
   function send(msg) {
-    if (state.ws && state.ws.readyState === WebSocket.OPEN) {
-      state.ws.send(JSON.stringify(msg));
+    if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(msg));
+  }
+
+  // --- device check ------------------------------------------------------------------------
+
+  async function startDevices() {
+    try {
+      state.localStream = await navigator.mediaDevices.getUserMedia({
+        audio: true,
+        video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 20 } },
+      });
+    } catch (e) {
+      $('device-note').textContent = 'Your camera or microphone could not be started. You can still join; check that the browser may use them.';
+      return;
+    }
+    $('preview-video').srcObject = state.localStream;
+    $('device-note').textContent = 'Speak to see the microphone level move.';
+    const [audio] = state.localStream.getAudioTracks();
+    if (audio && window.AudioContext) {
+      const ctx = new AudioContext();
+      const analyser = ctx.createAnalyser();
+      analyser.fftSize = 512;
+      ctx.createMediaStreamSource(new MediaStream([audio])).connect(analyser);
+      const data = new Float32Array(analyser.fftSize);
+      setInterval(() => {
+        analyser.getFloatTimeDomainData(data);
+        let sum = 0;
+        for (const v of data) sum += v * v;
+        $('mic-level').value = Math.min(1, Math.sqrt(sum / data.length) * 4);
+      }, 100);
     }
   }
 
-  // --- tiles -------------------------------------------------------------------------------
+  // --- people, queue and tiles -------------------------------------------------------------
 
-  function tileFor(participant) {
-    let tile = document.querySelector(`[data-testid="remote-tile"][data-participant="${participant}"]`);
+  function label(p) { return p.name || p.role; }
+
+  function renderParticipants() {
+    const list = $('participants');
+    list.replaceChildren();
+    const me = document.createElement('li');
+    me.textContent = 'You';
+    me.append(roleTag(state.role));
+    list.append(me);
+    for (const p of state.participants.values()) {
+      const li = document.createElement('li');
+      li.dataset.testid = 'participant';
+      li.setAttribute('data-testid', 'participant');
+      li.dataset.participant = String(p.participant);
+      li.dataset.role = p.role;
+      li.textContent = label(p);
+      li.append(roleTag(p.role));
+      list.append(li);
+    }
+  }
+
+  function roleTag(role) {
+    const span = document.createElement('span');
+    span.className = 'role';
+    span.textContent = `(${role})`;
+    return span;
+  }
+
+  function formatWait(ms) {
+    const s = Math.floor(ms / 1000);
+    return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`;
+  }
+
+  function renderQueue() {
+    const list = $('queue');
+    $('queue-count').textContent = `(${state.queue.length})`;
+    const elapsed = Date.now() - state.queueReceivedAt;
+    const existing = new Map([...list.children].map((li) => [li.dataset.participant, li]));
+    const keep = new Set();
+    for (const entry of state.queue) {
+      const id = String(entry.participant);
+      keep.add(id);
+      let li = existing.get(id);
+      if (!li) {
+        li = document.createElement('li');
+        li.className = 'queue-entry';
+        li.setAttribute('data-testid', 'queue-entry');
+        li.dataset.participant = id;
+        li.dataset.role = entry.role;
+        const who = document.createElement('span');
+        who.className = 'who';
+        const reason = document.createElement('span');
+        reason.className = 'reason';
+        const waited = document.createElement('span');
+        waited.className = 'waited';
+        const input = document.createElement('input');
+        input.placeholder = 'Reason if you deny (shown to them)';
+        input.maxLength = 500;
+        input.setAttribute('data-testid', 'deny-reason');
+        const admit = document.createElement('button');
+        admit.type = 'button';
+        admit.textContent = 'Admit';
+        admit.setAttribute('data-testid', 'admit');
+        admit.addEventListener('click', () => send({ type: 'admit', participant: entry.participant }));
+        const deny = document.createElement('button');
+        deny.type = 'button';
+        deny.textContent = 'Deny';
+        deny.setAttribute('data-testid', 'deny');
+        deny.addEventListener('click', () => send({ type: 'deny', participant: entry.participant, reason: input.value || undefined }));
+        li.append(who, reason, waited, input, admit, deny);
+        list.append(li);
+      }
+      li.querySelector('.who').textContent = `${label(entry)} `;
+      li.querySelector('.who').append(roleTag(entry.role));
+      li.querySelector('.reason').textContent = entry.reason ? `Reason: ${entry.reason}` : '';
+      li.querySelector('.waited').textContent = `Waiting ${formatWait(entry.waited_ms + elapsed)}`;
+    }
+    for (const [id, li] of existing) if (!keep.has(id)) li.remove();
+  }
+
+  function tileSelector(participant, kind) {
+    return `[data-testid="remote-tile"][data-participant="${participant}"][data-kind="${kind}"]`;
+  }
+
+  function tileFor(participant, kind = 'camera') {
+    let tile = document.querySelector(tileSelector(participant, kind));
     if (tile) return tile;
     const info = state.participants.get(participant) || { role: 'unknown' };
     tile = document.createElement('figure');
-    tile.className = 'tile remote';
-    tile.dataset.testid = 'remote-tile';
+    tile.className = `tile remote ${kind}`;
     tile.setAttribute('data-testid', 'remote-tile');
     tile.dataset.participant = String(participant);
     tile.dataset.role = info.role;
-    tile.dataset.kind = 'camera';
+    tile.dataset.kind = kind;
     const video = document.createElement('video');
     video.autoplay = true;
     video.playsInline = true;
@@ -68,71 +195,113 @@
     const audio = document.createElement('audio');
     audio.autoplay = true;
     const caption = document.createElement('figcaption');
-    caption.textContent = (info.name || info.role);
+    caption.textContent = kind === 'screen' ? `${label(info)}: screen` : label(info);
     tile.append(video, audio, caption);
-    tile._stream = new MediaStream();
     $('tiles').append(tile);
     return tile;
   }
 
-  function removeTile(participant) {
-    const tile = document.querySelector(`[data-testid="remote-tile"][data-participant="${participant}"]`);
-    if (tile) tile.remove();
+  function removeTiles(participant) {
+    document.querySelectorAll(`[data-testid="remote-tile"][data-participant="${participant}"]`).forEach((t) => t.remove());
   }
 
-  function attachTrack(participant, track) {
-    const tile = tileFor(participant);
+  function attachTrack(info, track) {
+    const kind = info.source === 'screen' ? 'screen' : 'camera';
+    const tile = tileFor(info.participant, kind);
     const el = track.kind === 'video' ? tile.querySelector('video') : tile.querySelector('audio');
     const stream = new MediaStream([track]);
     el.srcObject = stream;
     el.play().catch(() => {});
-    track.addEventListener('ended', () => {
-      if (el.srcObject === stream) el.srcObject = null;
-    });
+    const clear = () => {
+      if (el.srcObject !== stream) return;
+      el.srcObject = null;
+      if (kind === 'screen') tile.remove();
+    };
+    track.addEventListener('ended', clear);
+    track.addEventListener('mute', () => { if (kind === 'screen') setTimeout(() => { if (track.muted) clear(); }, 1000); });
   }
 
-  // --- signaling ---------------------------------------------------------------------------
+  // --- signaling -----------------------------------------------------------------------------
 
   async function handle(msg) {
     switch (msg.type) {
       case 'joined':
         state.me = msg.participant;
-        for (const p of msg.participants) {
-          state.participants.set(p.participant, p);
-          tileFor(p.participant);
+        state.role = msg.role;
+        state.visitType = msg.visit_type;
+        state.mayPublish = msg.may_publish || [];
+        state.iceServers = msg.ice_servers || [];
+        sessionStorage.setItem('bedside.autojoin', '1');
+        if (msg.state === 'admitted') {
+          await enterCall(msg.participants);
+        } else {
+          show('waiting');
+          setStatus('In the waiting room');
         }
-        setStatus('Connecting media…');
-        await startMedia(msg.ice_servers || []);
+        break;
+      case 'waiting':
+        $('waiting-status').textContent = msg.position === 1
+          ? 'You are next. A clinician will admit you shortly.'
+          : `You are number ${msg.position} in line.`;
+        $('waiting-message').hidden = !msg.message;
+        $('waiting-message').textContent = msg.message ? `Message from your care team: ${msg.message}` : '';
+        break;
+      case 'admitted':
+        await enterCall(msg.participants);
+        break;
+      case 'queue':
+        state.queue = msg.entries;
+        state.queueReceivedAt = Date.now();
+        renderQueue();
         break;
       case 'participant_joined':
         state.participants.set(msg.participant.participant, msg.participant);
         tileFor(msg.participant.participant);
+        renderParticipants();
+        break;
+      case 'participant_updated':
+        state.participants.set(msg.participant.participant, msg.participant);
+        renderParticipants();
         break;
       case 'participant_left':
         state.participants.delete(msg.participant);
-        removeTile(msg.participant);
+        removeTiles(msg.participant);
+        renderParticipants();
         break;
       case 'answer':
         await state.pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+        await offerIfNeeded();
         break;
       case 'offer': {
         for (const t of msg.tracks) state.tracks.set(t.mid, t);
+        if (state.pc.signalingState === 'have-local-offer') {
+          // Our own offer crossed the server's: the server's wins, ours is sent again after.
+          await state.pc.setLocalDescription({ type: 'rollback' });
+          state.needsOffer = true;
+        }
         await state.pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
         const answer = await state.pc.createAnswer();
         await state.pc.setLocalDescription(answer);
         send({ type: 'answer', sdp: state.pc.localDescription.sdp });
+        await offerIfNeeded();
         break;
       }
       case 'error':
-        showError(errorText(msg.code, msg.message));
-        break;
-      case 'left':
-      case 'pong':
+        handleError(msg.code, msg.message);
         break;
       default:
-        // Newer servers may send messages this client does not know: ignore them.
+        // left, pong, and message types newer than this client: nothing to do.
         break;
     }
+  }
+
+  function handleError(code, message) {
+    if (code === 'negotiation_state' && state.pc) {
+      state.needsOffer = true;
+      return;
+    }
+    showError(errorText(code, message));
+    if (CLOSING.has(code)) finish(endedText(code));
   }
 
   function errorText(code, message) {
@@ -140,15 +309,64 @@
       case 'invalid_token': return 'This visit link is not valid. Please ask your clinic for a new link.';
       case 'token_expired': return 'This visit link has expired or is not valid yet. Please ask your clinic for a new link.';
       case 'media_failed': return 'The video connection was lost. Please reload the page to rejoin.';
+      case 'denied': return `A clinician could not admit you: ${message}`;
+      case 'visit_ended': return 'The visit has ended.';
+      case 'visit_full': return 'This visit is full. Please contact your clinic.';
+      case 'removed': return 'A clinician removed you from this visit.';
+      case 'wait_timeout': return message;
+      case 'session_replaced': return 'This visit was opened in another window or tab.';
+      case 'rate_limited': return 'Too many attempts. Please wait a moment and reload the page.';
+      case 'publish_not_allowed': return 'Your role may not share that in this visit.';
       default: return `Something went wrong (${code}): ${message}`;
     }
   }
 
-  async function startMedia(iceServers) {
-    const pc = new RTCPeerConnection({ iceServers, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+  function endedText(code) {
+    switch (code) {
+      case 'visit_ended': return 'The visit has ended. Thank you.';
+      case 'denied': return 'You were not admitted to this visit.';
+      default: return 'You are no longer in the visit.';
+    }
+  }
+
+  async function enterCall(participants) {
+    for (const p of participants) {
+      state.participants.set(p.participant, p);
+      tileFor(p.participant);
+    }
+    show('call');
+    renderParticipants();
+    const clinician = ['provider', 'chaperone', 'supervisor'].includes(state.role);
+    $('queue-panel').hidden = !clinician;
+    $('admit-all').hidden = state.role !== 'provider';
+    $('notify-form').hidden = state.role !== 'provider';
+    $('end-visit').hidden = state.role !== 'provider';
+    $('share-screen').hidden = !state.mayPublish.includes('screen');
+    $('show-my-video-label').hidden = !(state.visitType === 'group' && ['patient', 'caregiver'].includes(state.role));
+    setStatus('Connecting media…');
+    if (!state.mediaStarted) {
+      state.mediaStarted = true;
+      await startMedia();
+    }
+  }
+
+  async function startMedia() {
+    const pc = new RTCPeerConnection({ iceServers: state.iceServers, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
     state.pc = pc;
-    for (const track of state.localStream.getTracks()) {
-      pc.addTransceiver(track, { direction: 'sendonly', streams: [state.localStream] });
+    const stream = state.localStream;
+    let sending = 0;
+    if (stream) {
+      $('local-video').srcObject = stream;
+      for (const track of stream.getTracks()) {
+        const source = track.kind === 'audio' ? 'microphone' : 'camera';
+        if (!state.mayPublish.includes(source)) continue;
+        pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+        sending += 1;
+      }
+    }
+    if (sending === 0) {
+      // A role that publishes nothing still needs one media section to negotiate.
+      pc.addTransceiver('audio', { direction: 'recvonly' });
     }
     pc.onicecandidate = (ev) => {
       if (ev.candidate && ev.candidate.candidate) {
@@ -157,7 +375,7 @@
     };
     pc.ontrack = (ev) => {
       const info = state.tracks.get(ev.transceiver.mid);
-      if (info) attachTrack(info.participant, ev.track);
+      if (info) attachTrack(info, ev.track);
     };
     pc.onconnectionstatechange = () => {
       const s = pc.connectionState;
@@ -165,31 +383,69 @@
       else if (s === 'failed') setStatus('Connection failed');
       else if (s === 'disconnected') setStatus('Reconnecting…');
     };
-    const offer = await pc.createOffer();
-    await pc.setLocalDescription(offer);
-    send({ type: 'offer', sdp: pc.localDescription.sdp });
+    await sendOffer();
   }
 
-  async function join() {
+  function sourcesOf(pc) {
+    const sources = {};
+    for (const t of pc.getTransceivers()) {
+      if (t.mid && t === state.screenTransceiver) sources[t.mid] = 'screen';
+    }
+    return sources;
+  }
+
+  async function sendOffer() {
+    const pc = state.pc;
+    state.needsOffer = false;
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    send({ type: 'offer', sdp: pc.localDescription.sdp, sources: sourcesOf(pc) });
+  }
+
+  async function offerIfNeeded() {
+    if (state.needsOffer && state.pc && state.pc.signalingState === 'stable') await sendOffer();
+  }
+
+  // Queue a renegotiation of our own (screen share); it waits for any server offer in flight.
+  function renegotiate() {
+    state.needsOffer = true;
+    state.chain = state.chain.then(offerIfNeeded).catch((e) => console.error('renegotiation failed', e));
+  }
+
+  async function toggleScreen() {
+    if (state.screenTransceiver && state.screenTransceiver.sender.track) {
+      state.screenTransceiver.sender.track.stop();
+      await state.screenTransceiver.sender.replaceTrack(null);
+      state.screenTransceiver.direction = 'inactive';
+      $('share-screen').textContent = 'Share screen';
+      renegotiate();
+      return;
+    }
+    let display;
+    try {
+      display = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+    } catch (_) {
+      return;
+    }
+    const [track] = display.getVideoTracks();
+    track.addEventListener('ended', () => { if (state.screenTransceiver?.sender.track === track) toggleScreen(); });
+    if (state.screenTransceiver) {
+      await state.screenTransceiver.sender.replaceTrack(track);
+      state.screenTransceiver.direction = 'sendonly';
+    } else {
+      state.screenTransceiver = state.pc.addTransceiver(track, { direction: 'sendonly' });
+    }
+    $('share-screen').textContent = 'Stop sharing';
+    renegotiate();
+  }
+
+  function join() {
     $('error').hidden = true;
     if (!state.token) {
       showError('This page needs a visit link from your clinic.');
       return;
     }
     $('join').disabled = true;
-    try {
-      state.localStream = await navigator.mediaDevices.getUserMedia({
-        audio: true,
-        video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 20 } },
-      });
-    } catch (e) {
-      showError('Your camera or microphone could not be started. Check that the browser may use them.');
-      $('join').disabled = false;
-      return;
-    }
-    $('local-video').srcObject = state.localStream;
-    $('prejoin').hidden = true;
-    $('call').hidden = false;
     setStatus('Joining…');
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
     const ws = new WebSocket(`${scheme}://${location.host}/v1/signal`);
@@ -202,35 +458,53 @@
       let msg;
       try { msg = JSON.parse(ev.data); } catch (_) { return; }
       // Messages are handled strictly in order: an offer must wait for the previous answer.
-      state.queue = state.queue.then(() => handle(msg)).catch((e) => {
+      state.chain = state.chain.then(() => handle(msg)).catch((e) => {
         console.error('signaling step failed', e);
         showError('The visit could not be set up. Please reload the page.');
       });
     };
     ws.onclose = () => {
       clearInterval(state.pingTimer);
-      if (!state.ended) {
-        setStatus('Disconnected');
-      }
+      if (!state.ended) setStatus('Disconnected');
     };
   }
 
-  function leave() {
+  function finish(text) {
     state.ended = true;
-    send({ type: 'leave' });
     if (state.pc) state.pc.close();
     if (state.localStream) state.localStream.getTracks().forEach((t) => t.stop());
-    sessionStorage.removeItem('bedside.token');
+    sessionStorage.removeItem('bedside.autojoin');
     document.querySelectorAll('[data-testid="remote-tile"]').forEach((t) => t.remove());
-    $('call').hidden = true;
-    $('ended').hidden = false;
-    setStatus('Left the visit');
+    $('ended-text').textContent = text;
+    show('ended');
+    setStatus('Not in the visit');
+  }
+
+  function leave() {
+    send({ type: 'leave' });
+    sessionStorage.removeItem('bedside.token');
+    finish('You have left the visit.');
   }
 
   $('join').addEventListener('click', join);
   $('leave').addEventListener('click', leave);
+  $('leave-waiting').addEventListener('click', leave);
+  $('admit-all').addEventListener('click', () => send({ type: 'admit_all' }));
+  $('end-visit').addEventListener('click', () => send({ type: 'end_visit' }));
+  $('share-screen').addEventListener('click', () => { toggleScreen(); });
+  $('show-my-video').addEventListener('change', (ev) => send({ type: 'show_video', show: ev.target.checked }));
+  $('notify-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    send({ type: 'notify_waiting', text: $('notify-text').value });
+  });
+  setInterval(() => { if (state.queue.length) renderQueue(); }, 1000);
+
   if (!state.token) {
     showError('This page needs a visit link from your clinic.');
     $('join').disabled = true;
+  } else {
+    const devices = startDevices();
+    // A reload during a visit rejoins by itself (the grace period keeps the admission).
+    if (sessionStorage.getItem('bedside.autojoin') === '1') devices.then(join);
   }
 })();

@@ -64,6 +64,7 @@ pub(crate) struct AppState {
     pub(crate) metrics: Metrics,
     pub(crate) audit: AuditLog,
     pub(crate) join_limiter: limiter::JoinLimiter,
+    pub(crate) routing: Arc<bedside_sfu::RoutingTable>,
     next_participant: AtomicU64,
 }
 
@@ -89,6 +90,7 @@ impl Server {
         let metrics = Metrics::new();
         let sfu_metrics = SfuMetrics::new(&metrics.registry)
             .map_err(|e| std::io::Error::other(format!("metrics registry: {e}")))?;
+        let routing = settings.sfu.routing.clone();
         let sfu = Sfu::start(settings.sfu, sfu_metrics)?;
         let visit_context = visits::VisitContext {
             sfu: sfu.clone(),
@@ -106,6 +108,7 @@ impl Server {
                 metrics,
                 audit: settings.audit,
                 join_limiter: limiter::JoinLimiter::new(settings.join_rate.0, settings.join_rate.1),
+                routing,
                 next_participant: AtomicU64::new(1),
             }),
         })

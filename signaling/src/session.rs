@@ -308,6 +308,13 @@ impl Joined {
             } else {
                 JoinState::Waiting
             },
+            may_publish: state
+                .routing
+                .policy(visit_type)
+                .publish
+                .get(&grant.role)
+                .cloned()
+                .unwrap_or_default(),
             ice_servers: state.ice_servers(&grant.subject),
             participants: entered.participants,
         };

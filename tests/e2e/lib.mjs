@@ -130,6 +130,8 @@ export async function remoteView(page) {
     const tiles = [...document.querySelectorAll('[data-testid="remote-tile"]')];
     return {
       totalPacketsReceived: stats.reduce((n, s) => n + (s.packetsReceived || 0), 0),
+      // Video streams that actually deliver packets, whoever sent them.
+      videoInboundReceiving: stats.filter((s) => s.kind === 'video' && s.packetsReceived > 0).length,
       tiles: tiles.map((t) => {
         const v = t.querySelector('video').srcObject?.getVideoTracks()[0];
         const a = t.querySelector('audio').srcObject?.getAudioTracks()[0];
@@ -174,4 +176,20 @@ export async function waitFor(fn, { timeout = 30000, interval = 250, what = 'con
     await sleep(interval);
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/** The provider admits the waiting participant whose queue entry appears (by role if given). */
+export async function admitFromQueue(providerPage, role) {
+  const sel = role ? `[data-testid="queue-entry"][data-role="${role}"]` : '[data-testid="queue-entry"]';
+  const entry = providerPage.locator(sel).first();
+  await entry.waitFor({ state: 'visible', timeout: 20000 });
+  await entry.getByTestId('admit').click();
+}
+
+/** Per remote tile: who it is, and the video frames decoded and audio packets received. */
+export async function tilesByParticipant(page) {
+  const v = await remoteView(page);
+  const out = {};
+  for (const t of v.tiles) out[`${t.participant}:${t.kind}`] = t;
+  return out;
 }

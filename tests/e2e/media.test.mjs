@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   ROOT, startDev, launchBrowser, openPerson, remoteView, packetsByTrack, waitFor, sleep,
-  processUsage,
+  processUsage, admitFromQueue,
 } from './lib.mjs';
 
 let server;
@@ -58,14 +58,16 @@ test('three participants see and hear each other; another visit is isolated; lea
   const url = (token) => `${server.web}/join#token=${token}`;
   const a = await openPerson(chrome.browser, url(server.token(visit, 'provider', ['--name', 'Dr A'])));
   const b = await openPerson(chrome.browser, url(server.token(visit, 'patient', ['--name', 'Pat B'])));
-  const d = await openPerson(chrome.browser, url(server.token('other-visit', 'patient')));
+  const d = await openPerson(chrome.browser, url(server.token('other-visit', 'provider')));
   await clickJoin(a);
   await clickJoin(b);
   await clickJoin(d);
+  await admitFromQueue(a.page, 'patient');
   await seesAndHears(a, 1, 'A');
 
-  // C joins last: time from its click to its first decoded remote frame.
-  const c = await openPerson(chrome.browser, url(server.token(visit, 'caregiver')));
+  // C (a chaperone, who does not wait) joins last: time from its click to its first decoded
+  // remote frame.
+  const c = await openPerson(chrome.browser, url(server.token(visit, 'chaperone')));
   const cStart = await clickJoin(c);
   await waitFor(async () => (await remoteView(c.page)).tiles.some((t) => t.framesDecoded > 0),
     { what: 'C to decode a first frame', interval: 50 });
@@ -112,7 +114,7 @@ test('three participants see and hear each other; another visit is isolated; lea
 
   // C leaves: A and B lose C's tile, and C's media stops arriving.
   const cTracks = (v) => {
-    const t = v.tiles.find((x) => x.role === 'caregiver');
+    const t = v.tiles.find((x) => x.role === 'chaperone');
     return [t.videoTrack, t.audioTrack];
   };
   const aTracks = cTracks(views.A);
@@ -120,7 +122,7 @@ test('three participants see and hear each other; another visit is isolated; lea
   await c.page.getByTestId('leave').click();
   const leftAt = Date.now();
   for (const [name, p] of [['A', a], ['B', b]]) {
-    await waitFor(async () => !(await remoteView(p.page)).tiles.some((t) => t.role === 'caregiver'),
+    await waitFor(async () => !(await remoteView(p.page)).tiles.some((t) => t.role === 'chaperone'),
       { what: `${name} to drop C's tile`, timeout: 5000 });
   }
   await sleep(Math.max(0, 3000 - (Date.now() - leftAt)));

@@ -109,6 +109,8 @@ pub enum ServerMessage {
         participant: ParticipantId,
         role: Role,
         state: JoinState,
+        /// The sources this role may publish in this visit (the client offers only these).
+        may_publish: Vec<Source>,
         ice_servers: Vec<IceServer>,
         participants: Vec<ParticipantInfo>,
     },
