@@ -148,6 +148,9 @@ pub struct TokenConfig {
     pub issuer: Option<String>,
     /// File holding the HS256 shared secret (at least 32 bytes; surrounding whitespace ignored).
     pub hs256_secret_file: Option<PathBuf>,
+    /// Public keys of the scheduling system (preferred over HS256). With keys and no HS256
+    /// secret, HS256 tokens are refused.
+    pub public_keys: Vec<PublicKeyConfig>,
     /// Clock skew allowed on `exp` and `nbf`, in seconds.
     pub leeway_seconds: u64,
 }
@@ -157,9 +160,23 @@ impl Default for TokenConfig {
         TokenConfig {
             issuer: None,
             hs256_secret_file: None,
+            public_keys: Vec::new(),
             leeway_seconds: 30,
         }
     }
+}
+
+/// One public key for join tokens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicKeyConfig {
+    /// The `kid` in the header of tokens signed with this key (needed when several keys of
+    /// one algorithm are configured, e.g. during rotation).
+    pub kid: Option<String>,
+    /// `"EdDSA"` (Ed25519) or `"RS256"`.
+    pub algorithm: bedside_token::PublicAlgorithm,
+    /// PEM file with the public key (SubjectPublicKeyInfo).
+    pub pem_file: PathBuf,
 }
 
 /// WebSocket signaling limits.
@@ -285,9 +302,9 @@ impl Config {
                 "[media] advertise contains the wildcard address {a}; name a reachable address"
             )));
         }
-        if self.tokens.hs256_secret_file.is_none() {
+        if self.tokens.hs256_secret_file.is_none() && self.tokens.public_keys.is_empty() {
             return Err(ConfigError::Invalid(
-                "[tokens] hs256_secret_file must name the file holding the join-token secret"
+                "[tokens] needs public_keys (preferred) or hs256_secret_file to verify join tokens"
                     .into(),
             ));
         }
@@ -343,6 +360,33 @@ impl Config {
                 ConfigError::Invalid("[tokens] hs256_secret_file is not set".into())
             })?;
         read_secret_file(path)
+    }
+
+    /// Builds the join-token verifier from `[tokens]`, reading the secret and key files.
+    pub fn token_verifier(&self) -> Result<bedside_token::Verifier, ConfigError> {
+        let secret = match &self.tokens.hs256_secret_file {
+            Some(path) => Some(read_secret_file(path)?),
+            None => None,
+        };
+        let mut keys = Vec::new();
+        for k in &self.tokens.public_keys {
+            let pem = std::fs::read(&k.pem_file).map_err(|source| ConfigError::Read {
+                path: k.pem_file.clone(),
+                source,
+            })?;
+            keys.push(bedside_token::PublicKey {
+                kid: k.kid.clone(),
+                algorithm: k.algorithm,
+                pem,
+            });
+        }
+        bedside_token::Verifier::new(
+            secret.as_deref(),
+            &keys,
+            self.tokens.issuer.as_deref(),
+            self.tokens.leeway_seconds,
+        )
+        .map_err(|e| ConfigError::Invalid(format!("[tokens]: {e}")))
     }
 }
 
@@ -456,6 +500,14 @@ mod tests {
         assert!(e.to_string().contains("advertise"), "{e}");
         let e = load(&GOOD.replace("hs256_secret_file", "#"), &[]).unwrap_err();
         assert!(e.to_string().contains("hs256_secret_file"), "{e}");
+        let with_key = GOOD.replace(
+            r#"hs256_secret_file = "/etc/bedside/token-secret""#,
+            "[[tokens.public_keys]]\nkid = \"k1\"\nalgorithm = \"EdDSA\"\npem_file = \"/k.pem\"",
+        );
+        let c = load(&with_key, &[]).unwrap();
+        assert_eq!(c.tokens.public_keys.len(), 1);
+        let bad_alg = with_key.replace("EdDSA", "HS512");
+        assert!(load(&bad_alg, &[]).is_err());
         let e = load(GOOD, &[("BEDSIDE_ADMIN__LISTEN", "0.0.0.0:8443")]).unwrap_err();
         assert!(e.to_string().contains("must differ"), "{e}");
     }
@@ -470,6 +522,53 @@ mod tests {
         assert!(!e.contains("hunter2"));
         std::fs::write(&path, format!("{}\n", "k".repeat(40))).unwrap();
         assert_eq!(read_secret_file(&path).unwrap().len(), 40);
+    }
+
+    #[test]
+    fn public_keys_from_files_build_a_verifier_that_refuses_hs256() {
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("k.pem");
+        std::fs::write(
+            &pem,
+            include_str!("../../crates/token/tests/keys/test-only-rs256-public.pem"),
+        )
+        .unwrap();
+        let text = format!(
+            "[media]\nbind = \"127.0.0.1:0\"\n[tokens]\nissuer = \"s\"\n\
+             [[tokens.public_keys]]\nalgorithm = \"RS256\"\npem_file = {:?}\n",
+            pem.display().to_string()
+        );
+        let c = load(&text, &[]).unwrap();
+        let v = c.token_verifier().unwrap();
+        let claims = bedside_token::Claims {
+            iss: "s".into(),
+            sub: "x".into(),
+            visit: "v".into(),
+            visit_type: None,
+            role: "patient".into(),
+            exp: u64::MAX / 2,
+            nbf: None,
+            jti: "j".into(),
+            name: None,
+            reason: None,
+        };
+        let hs = bedside_token::sign_hs256(&[7u8; 32], &claims).unwrap();
+        assert!(
+            v.verify(&hs).is_err(),
+            "HS256 refused where a public key is configured"
+        );
+        let rs = bedside_token::sign_with_pem(
+            bedside_token::PublicAlgorithm::Rs256,
+            None,
+            include_bytes!("../../crates/token/tests/keys/test-only-rs256-private.pem"),
+            &claims,
+        )
+        .unwrap();
+        assert_eq!(v.verify(&rs).unwrap().role, bedside_proto::Role::Patient);
+        // A missing key file is named in the error.
+        let missing = text.replace(&pem.display().to_string(), "/nonexistent/key.pem");
+        let e = load(&missing, &[]).unwrap().token_verifier().unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/key.pem"), "{e}");
     }
 
     #[test]

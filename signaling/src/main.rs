@@ -268,7 +268,7 @@ async fn dev(
 }
 
 async fn serve(config: Config) -> Result<()> {
-    let secret = config.read_token_secret()?;
+    let verifier = config.token_verifier()?;
     let audit = AuditLog::open(&config.audit.path)
         .with_context(|| format!("opening [audit] path {}", config.audit.path.display()))?;
     let limits = |v: &VisitTypeConfig| RoomLimits {
@@ -277,11 +277,7 @@ async fn serve(config: Config) -> Result<()> {
         grace: Duration::from_secs(v.grace_seconds),
     };
     let settings = Settings {
-        verifier: Verifier::hs256(
-            &secret,
-            config.tokens.issuer.as_deref(),
-            config.tokens.leeway_seconds,
-        ),
+        verifier,
         join_timeout: Duration::from_secs(config.signaling.join_timeout_seconds),
         sfu: SfuConfig {
             bind: config.media.bind,

@@ -177,7 +177,7 @@ impl AwaitingJoin {
             match conn.decode(frame).await {
                 Incoming::Gone | Incoming::Refused(true) => return None,
                 Incoming::Refused(false) => continue,
-                Incoming::Message(ClientMessage::Join { v, token }) => {
+                Incoming::Message(ClientMessage::Join { v, token, visit }) => {
                     if !conn
                         .state
                         .join_limiter
@@ -196,7 +196,7 @@ impl AwaitingJoin {
                         .await;
                         return None;
                     }
-                    return Joined::enter(conn, v, &token).await;
+                    return Joined::enter(conn, v, &token, visit.as_deref()).await;
                 }
                 Incoming::Message(ClientMessage::Ping) => {
                     conn.send(&ServerMessage::Pong).await;
@@ -223,7 +223,12 @@ struct Joined {
 }
 
 impl Joined {
-    async fn enter(mut conn: Conn, v: u32, token: &str) -> Option<Joined> {
+    async fn enter(
+        mut conn: Conn,
+        v: u32,
+        token: &str,
+        expected_visit: Option<&str>,
+    ) -> Option<Joined> {
         let metrics = conn.state.metrics.clone();
         if v != PROTOCOL_VERSION {
             metrics.joins.with_label_values(&["refused"]).inc();
@@ -249,6 +254,16 @@ impl Joined {
                 return None;
             }
         };
+        if expected_visit.is_some_and(|v| v != grant.visit.as_str()) {
+            metrics.joins.with_label_values(&["refused"]).inc();
+            conn.audit_refusal(ErrorCode::InvalidToken, Some(grant.visit.to_string()));
+            conn.error(
+                ErrorCode::InvalidToken,
+                "the join token is for another visit",
+            )
+            .await;
+            return None;
+        }
         let participant = conn.state.mint_participant_id();
         let (tx, visit_rx) = mpsc::unbounded_channel();
         let who = Joiner {

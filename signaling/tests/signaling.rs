@@ -242,6 +242,14 @@ async fn bad_tokens_are_refused_with_clear_codes_and_the_socket_closes() {
         expect_closed(&mut ws).await;
     }
     let mut ws = connect(&server).await;
+    send(
+        &mut ws,
+        json!({"type": "join", "v": 1, "token": good, "visit": "another-visit"}),
+    )
+    .await;
+    expect_error(&mut ws, "invalid_token").await;
+    expect_closed(&mut ws).await;
+    let mut ws = connect(&server).await;
     send(&mut ws, json!({"type": "join", "v": 7, "token": good})).await;
     expect_error(&mut ws, "unsupported_version").await;
     expect_closed(&mut ws).await;
@@ -620,4 +628,35 @@ async fn show_video_in_a_group_visit_is_announced() {
             break;
         }
     }
+}
+
+#[tokio::test]
+async fn hs256_is_refused_where_a_public_key_is_configured() {
+    let key = bedside_token::PublicKey {
+        kid: Some("k1".into()),
+        algorithm: bedside_token::PublicAlgorithm::Rs256,
+        pem: include_bytes!("../../crates/token/tests/keys/test-only-rs256-public.pem").to_vec(),
+    };
+    let server = start_with(|s| {
+        s.verifier = Verifier::new(None, &[key], Some(ISSUER), 5).unwrap();
+    })
+    .await;
+    let mut ws = connect(&server).await;
+    send(
+        &mut ws,
+        json!({"type": "join", "v": 1, "token": token("v", "provider")}),
+    )
+    .await;
+    expect_error(&mut ws, "invalid_token").await;
+    expect_closed(&mut ws).await;
+    let rs = bedside_token::sign_with_pem(
+        bedside_token::PublicAlgorithm::Rs256,
+        Some("k1"),
+        include_bytes!("../../crates/token/tests/keys/test-only-rs256-private.pem"),
+        &claims("v", "provider"),
+    )
+    .unwrap();
+    let mut ws = connect(&server).await;
+    send(&mut ws, json!({"type": "join", "v": 1, "token": rs})).await;
+    assert_eq!(recv(&mut ws).await.unwrap()["type"], "joined");
 }

@@ -53,7 +53,9 @@ mod tests {
     #[test]
     fn decodes_join() {
         let msg = decode_client_message(r#"{"type":"join","v":1,"token":"abc"}"#).unwrap();
-        assert!(matches!(msg, ClientMessage::Join { v: 1, ref token } if token == "abc"));
+        assert!(
+            matches!(msg, ClientMessage::Join { v: 1, ref token, visit: None } if token == "abc")
+        );
     }
 
     #[test]

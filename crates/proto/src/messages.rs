@@ -11,8 +11,14 @@ pub const PROTOCOL_VERSION: u32 = 1;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMessage {
-    /// Join a visit with a signed join token.
-    Join { v: u32, token: String },
+    /// Join a visit with a signed join token. A client that knows which visit it means (a
+    /// clinician's dashboard) names it in `visit`; a token for another visit is then refused.
+    Join {
+        v: u32,
+        token: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        visit: Option<String>,
+    },
     /// The client's SDP offer. The first publishes its camera and microphone; later ones add
     /// or stop tracks (a screen share). `sources` names what each sending `mid` carries;
     /// unlisted audio is the microphone, unlisted video the camera.

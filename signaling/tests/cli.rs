@@ -1,0 +1,170 @@
+//! The `bedside` binary itself: `serve --config` starts from a file and refuses a bad one with
+//! a message naming the key; `token` and `audit verify` work from the command line.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bedside");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+#[test]
+fn serve_runs_from_a_config_file_and_writes_its_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "x".repeat(48)).unwrap();
+    let (http, admin) = (free_port(), free_port());
+    let audit = dir.path().join("audit.jsonl");
+    let config = dir.path().join("bedside.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[http]\nlisten = \"127.0.0.1:{http}\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n\
+             [media]\nbind = \"127.0.0.1:0\"\n[tokens]\nissuer = \"s\"\nhs256_secret_file = {:?}\n\
+             [audit]\npath = {:?}\n",
+            secret.display().to_string(),
+            audit.display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut health = None;
+    while Instant::now() < deadline {
+        health = get(http, "/healthz");
+        if health.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let metrics = get(admin, "/metrics");
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(health.unwrap().contains("ok"));
+    assert!(metrics.unwrap().contains("bedside_signaling_sessions"));
+    assert!(audit.exists(), "the audit log is created at start-up");
+    // JSON logs by default.
+    let mut stderr = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .for_each(|l| stderr.push_str(&l));
+    assert!(stderr.contains("\"bedside serving\"") || stderr.contains("bedside serving"));
+}
+
+#[test]
+fn serve_refuses_a_bad_config_naming_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bedside.toml");
+    std::fs::write(&config, "[http]\nlisten = \"127.0.0.1:1\"\nlistn = 3\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("listn"), "{err}");
+    let out = Command::new(BIN)
+        .args(["serve", "--config", "/nonexistent/bedside.toml"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/bedside.toml"));
+}
+
+#[test]
+fn token_mints_every_role_and_refuses_unknown_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    for role in [
+        "provider",
+        "chaperone",
+        "supervisor",
+        "patient",
+        "caregiver",
+        "interpreter",
+        "recorder",
+    ] {
+        let out = Command::new(BIN)
+            .args([
+                "token",
+                "--visit",
+                "v",
+                "--visit-type",
+                "group",
+                "--role",
+                role,
+                "--state-dir",
+            ])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{role}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).matches('.').count(), 2);
+    }
+    let out = Command::new(BIN)
+        .args(["token", "--visit", "v", "--role", "surgeon", "--state-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown role"));
+}
+
+#[test]
+fn audit_verify_reports_a_good_log_and_a_tampered_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let log = bedside_audit::AuditLog::open(&path).unwrap();
+    for kind in ["join", "admit", "depart"] {
+        log.append(bedside_audit::AuditEvent {
+            kind: kind.into(),
+            visit: Some("v".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    }
+    drop(log);
+    let ok = Command::new(BIN)
+        .args(["audit", "verify"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("3 entries"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("\"admit\"", "\"deny\"")).unwrap();
+    let bad = Command::new(BIN)
+        .args(["audit", "verify"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("line 2"));
+}
