@@ -48,9 +48,22 @@ impl RelayPorts {
     }
 
     fn try_bind(ip: IpAddr, port: u16) -> Option<UdpSocket> {
-        let s = UdpSocket::bind(SocketAddr::new(ip, port)).ok()?;
+        let addr = SocketAddr::new(ip, port);
+        let s = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::DGRAM,
+            None,
+        )
+        .ok()?;
+        if addr.is_ipv6() {
+            s.set_only_v6(true).ok()?;
+        }
+        // Room for bursts while the relay task waits for a CPU (the kernel caps these values).
+        let _ = s.set_recv_buffer_size(1 << 20);
+        let _ = s.set_send_buffer_size(1 << 20);
+        s.bind(&addr.into()).ok()?;
         s.set_nonblocking(true).ok()?;
-        Some(s)
+        Some(s.into())
     }
 
     /// Bind a relay socket for `family` as `port` asks; returns the socket and what to advertise.
