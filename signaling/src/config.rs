@@ -27,6 +27,31 @@ pub struct Config {
     /// table. A visit type given here replaces that type's defaults whole.
     pub routing: RoutingTable,
     pub audit: AuditConfig,
+    pub turn: TurnConfig,
+}
+
+/// The TURN servers participants are sent to (`bedside-turn`), and the shared REST secret.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TurnConfig {
+    /// `turn:`/`turns:` URLs handed to every participant, one per transport and port, e.g.
+    /// `turn:turn.example.org:3478?transport=udp`, `turns:turn.example.org:443?transport=tcp`.
+    /// Empty: no TURN (participants behind strict firewalls cannot connect).
+    pub urls: Vec<String>,
+    /// File with the TURN REST shared secret (the first line of bedside-turn's `secret_file`).
+    pub secret_file: Option<PathBuf>,
+    /// Seconds the handed-out credentials stay valid (longer than the longest visit).
+    pub credential_ttl_seconds: u64,
+}
+
+impl Default for TurnConfig {
+    fn default() -> Self {
+        TurnConfig {
+            urls: Vec::new(),
+            secret_file: None,
+            credential_ttl_seconds: 12 * 3600,
+        }
+    }
 }
 
 /// Limits per visit type.
@@ -344,6 +369,23 @@ impl Config {
                 )));
             }
         }
+        if !self.turn.urls.is_empty() && self.turn.secret_file.is_none() {
+            return Err(ConfigError::Invalid(
+                "[turn] urls are set, so [turn] secret_file must name the TURN REST secret".into(),
+            ));
+        }
+        if let Some(u) = self.turn.urls.iter().find(|u| {
+            !(u.starts_with("turn:") || u.starts_with("turns:") || u.starts_with("stun:"))
+        }) {
+            return Err(ConfigError::Invalid(format!(
+                "[turn] urls: {u:?} is not a turn:, turns: or stun: URL"
+            )));
+        }
+        if !(60..=7 * 86_400).contains(&self.turn.credential_ttl_seconds) {
+            return Err(ConfigError::Invalid(
+                "[turn] credential_ttl_seconds must be between 60 and 604800".into(),
+            ));
+        }
         if self.http.listen == self.admin.listen {
             return Err(ConfigError::Invalid(
                 "[http] listen and [admin] listen must differ: metrics stay off the public port"
@@ -360,6 +402,29 @@ impl Config {
                 ConfigError::Invalid("[tokens] hs256_secret_file is not set".into())
             })?;
         read_secret_file(path)
+    }
+
+    /// The TURN settings from `[turn]`, reading the secret file; none when no URLs are set.
+    pub fn turn_settings(&self) -> Result<Option<crate::turn::TurnSettings>, ConfigError> {
+        let (false, Some(path)) = (self.turn.urls.is_empty(), &self.turn.secret_file) else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let secret = text.lines().next().unwrap_or("").trim().as_bytes().to_vec();
+        if secret.len() < 32 {
+            return Err(ConfigError::Invalid(format!(
+                "the TURN secret in {} is shorter than 32 bytes",
+                path.display()
+            )));
+        }
+        Ok(Some(crate::turn::TurnSettings {
+            urls: self.turn.urls.clone(),
+            secret,
+            ttl: std::time::Duration::from_secs(self.turn.credential_ttl_seconds),
+        }))
     }
 
     /// Builds the join-token verifier from `[tokens]`, reading the secret and key files.

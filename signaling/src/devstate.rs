@@ -31,7 +31,13 @@ pub fn state_dir(explicit: Option<&Path>) -> PathBuf {
 
 /// Loads the dev token key from `dir`, creating the directory and a random key on first use.
 pub fn load_or_create_dev_key(dir: &Path) -> std::io::Result<Vec<u8>> {
-    let path = dir.join(KEY_FILE);
+    load_or_create_secret(dir, KEY_FILE)
+}
+
+/// Loads the secret in `dir/name`, creating a random one (64 hex characters) on first use.
+/// Each dev secret has its own file: the token key and the TURN secret are never the same.
+pub fn load_or_create_secret(dir: &Path, name: &str) -> std::io::Result<Vec<u8>> {
+    let path = dir.join(name);
     match std::fs::read_to_string(&path) {
         Ok(text) if text.trim().len() >= 32 => return Ok(text.trim().as_bytes().to_vec()),
         Ok(_) => {
@@ -52,7 +58,7 @@ pub fn load_or_create_dev_key(dir: &Path) -> std::io::Result<Vec<u8>> {
     let key: String = raw.iter().map(|b| format!("{b:02x}")).collect();
     // Write to a temporary file and rename, so a crash never leaves half a key behind and two
     // processes racing both end up with one key.
-    let tmp = dir.join(format!("{KEY_FILE}.{}.tmp", std::process::id()));
+    let tmp = dir.join(format!("{name}.{}.tmp", std::process::id()));
     {
         let mut f = open_private(&tmp)?;
         f.write_all(key.as_bytes())?;
@@ -60,7 +66,7 @@ pub fn load_or_create_dev_key(dir: &Path) -> std::io::Result<Vec<u8>> {
     }
     if path.exists() {
         std::fs::remove_file(&tmp)?;
-        return load_or_create_dev_key(dir);
+        return load_or_create_secret(dir, name);
     }
     std::fs::rename(&tmp, &path)?;
     Ok(key.into_bytes())

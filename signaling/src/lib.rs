@@ -10,6 +10,7 @@ mod limiter;
 mod metrics;
 mod room;
 mod session;
+pub mod turn;
 mod visits;
 mod web;
 
@@ -37,6 +38,8 @@ pub struct Settings {
     pub audit: AuditLog,
     /// Join attempts allowed per second from one client address, and the burst above that.
     pub join_rate: (f64, u32),
+    /// TURN servers and the REST secret for participants' credentials; none: no relay.
+    pub turn: Option<turn::TurnSettings>,
 }
 
 impl Settings {
@@ -65,6 +68,7 @@ pub(crate) struct AppState {
     pub(crate) audit: AuditLog,
     pub(crate) join_limiter: limiter::JoinLimiter,
     pub(crate) routing: Arc<bedside_sfu::RoutingTable>,
+    pub(crate) turn: Option<turn::TurnSettings>,
     next_participant: AtomicU64,
 }
 
@@ -73,9 +77,13 @@ impl AppState {
         ParticipantId::from_raw(self.next_participant.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// The ICE servers a participant is given at join (TURN comes with `bedside-turn`).
-    pub(crate) fn ice_servers(&self, _subject: &str) -> Vec<IceServer> {
-        Vec::new()
+    /// The ICE servers a participant is given at join: TURN with fresh REST credentials
+    /// whose user part is the participant's opaque session id.
+    pub(crate) fn ice_servers(&self, participant: ParticipantId) -> Vec<IceServer> {
+        self.turn
+            .iter()
+            .map(|t| t.ice_server(&participant.to_string()))
+            .collect()
     }
 }
 
@@ -109,6 +117,7 @@ impl Server {
                 audit: settings.audit,
                 join_limiter: limiter::JoinLimiter::new(settings.join_rate.0, settings.join_rate.1),
                 routing,
+                turn: settings.turn,
                 next_participant: AtomicU64::new(1),
             }),
         })

@@ -214,6 +214,7 @@ async fn dev(
     }
     let secret = dev_key(state_dir.as_deref())?;
     let dir = devstate::state_dir(state_dir.as_deref());
+    let turn = start_dev_turn(&dir, listen.ip()).await?;
     let audit_path = dir.join("audit.jsonl");
     let audit = AuditLog::open(&audit_path)
         .with_context(|| format!("opening the dev audit log {}", audit_path.display()))?;
@@ -228,6 +229,7 @@ async fn dev(
         limits: Settings::default_limits(),
         audit,
         join_rate: (10.0, 60),
+        turn: Some(turn.settings),
     };
     let http = tokio::net::TcpListener::bind(listen)
         .await
@@ -256,6 +258,7 @@ async fn dev(
     println!("  web:      http://{web}/");
     println!("  admin:    http://{admin_addr}/metrics");
     println!("  media:    udp {}", server.media_addr());
+    println!("  turn:     udp {}, tcp {}", turn.udp, turn.tcp);
     println!("  audit:    {}", audit_path.display());
     println!("Open each link in its own browser window (valid 12 hours):");
     println!("  provider: {}", link(Role::Provider, "Dr. Dev")?);
@@ -265,6 +268,52 @@ async fn dev(
     std::io::stdout().flush()?;
     server.serve(http, admin, shutdown_signal()).await?;
     Ok(())
+}
+
+/// The TURN server embedded in `bedside dev`: loopback UDP and TCP, relaying to loopback
+/// peers (the dev SFU), with a dev secret kept beside the dev key.
+struct DevTurn {
+    settings: bedside::turn::TurnSettings,
+    udp: SocketAddr,
+    tcp: SocketAddr,
+}
+
+async fn start_dev_turn(dir: &std::path::Path, ip: std::net::IpAddr) -> Result<DevTurn> {
+    let secret = devstate::load_or_create_secret(dir, "dev-turn-secret")
+        .with_context(|| format!("dev TURN secret in {}", dir.display()))?;
+    let std::net::IpAddr::V4(ipv4) = ip else {
+        bail!("bedside dev's TURN needs an IPv4 loopback address");
+    };
+    let mut config = bedside_turn::Config {
+        listen_udp: vec![SocketAddr::new(ip, 0)],
+        listen_tcp: vec![SocketAddr::new(ip, 0)],
+        secret_file: Some(dir.join("dev-turn-secret")),
+        relay_ipv4: Some(ipv4),
+        allow_peer: vec!["127.0.0.0/8".parse().expect("a valid CIDR literal")],
+        udp_workers: 1,
+        ..bedside_turn::Config::default()
+    };
+    config.validate()?;
+    let listeners = bedside_turn::Listeners::bind(&config)?;
+    let udp = listeners.udp[0].local_addr()?;
+    let tcp = listeners.tcp[0].local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = bedside_turn::run(config, listeners, std::future::pending()).await {
+            tracing::error!(error = %e, "dev TURN server stopped");
+        }
+    });
+    Ok(DevTurn {
+        settings: bedside::turn::TurnSettings {
+            urls: vec![
+                format!("turn:{udp}?transport=udp"),
+                format!("turn:{tcp}?transport=tcp"),
+            ],
+            secret,
+            ttl: Duration::from_secs(12 * 3600),
+        },
+        udp,
+        tcp,
+    })
 }
 
 async fn serve(config: Config) -> Result<()> {
@@ -293,6 +342,7 @@ async fn serve(config: Config) -> Result<()> {
             config.signaling.join_rate_per_second,
             config.signaling.join_burst,
         ),
+        turn: config.turn_settings()?,
     };
     let http = tokio::net::TcpListener::bind(config.http.listen)
         .await
@@ -302,8 +352,8 @@ async fn serve(config: Config) -> Result<()> {
         .with_context(|| format!("binding [admin] listen {}", config.admin.listen))?;
     let server = Server::start(settings).context("starting the media engine")?;
     tracing::info!(
-        http = %http.local_addr()?,
-        admin = %admin.local_addr()?,
+        http_port = http.local_addr()?.port(),
+        admin_port = admin.local_addr()?.port(),
         media_port = server.media_addr().port(),
         "bedside serving"
     );

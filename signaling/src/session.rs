@@ -330,7 +330,7 @@ impl Joined {
                 .get(&grant.role)
                 .cloned()
                 .unwrap_or_default(),
-            ice_servers: state.ice_servers(&grant.subject),
+            ice_servers: state.ice_servers(participant),
             participants: entered.participants,
         };
         let mut session = Joined {

@@ -48,6 +48,11 @@ async fn start_with(adjust: impl FnOnce(&mut Settings)) -> TestServer {
         limits: Settings::default_limits(),
         audit: AuditLog::open(&audit_path).unwrap(),
         join_rate: (100.0, 1000),
+        turn: Some(bedside::turn::TurnSettings {
+            urls: vec!["turn:127.0.0.1:3478?transport=udp".into()],
+            secret: b"turn-secret-for-tests".to_vec(),
+            ttl: Duration::from_secs(3600),
+        }),
     };
     adjust(&mut settings);
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -186,6 +191,18 @@ async fn join_announces_participants_to_each_other_and_departures() {
     let server = start().await;
     let (mut a, ja) = joined(&server, "v1", "provider").await;
     assert_eq!(ja["participants"], json!([]));
+    // Fresh TURN REST credentials with the session's opaque id, never the token's sub.
+    let ice = &ja["ice_servers"][0];
+    assert_eq!(ice["urls"][0], "turn:127.0.0.1:3478?transport=udp");
+    let user = ice["username"].as_str().unwrap();
+    assert!(
+        user.ends_with(&format!(":p{}", ja["participant"])),
+        "{user}"
+    );
+    assert_eq!(
+        ice["credential"].as_str().unwrap(),
+        bedside::turn::password(b"turn-secret-for-tests", user)
+    );
     assert_eq!(ja["role"], "provider");
     let (mut b, jb) = joined(&server, "v1", "chaperone").await;
     assert_eq!(jb["participants"][0]["role"], "provider");
