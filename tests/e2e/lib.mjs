@@ -1,7 +1,8 @@
 // Shared helpers of the browser tests: start the real `bedside` binary on free loopback ports,
 // mint tokens with `bedside token`, and drive Debian's Chromium through playwright-core.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -192,4 +193,258 @@ export async function tilesByParticipant(page) {
   const out = {};
   for (const t of v.tiles) out[`${t.participant}:${t.kind}`] = t;
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// TURN: `bedside serve` with a config, a separate `bedside-turn`, and relay-only participants.
+
+export const BEDSIDE_TURN = process.env.BEDSIDE_TURN_BIN || join(ROOT, 'target/debug/bedside-turn');
+
+/** `n` distinct loopback ports that are free for TCP and UDP alike (bound, then released). */
+export async function freePorts(n, host = '127.0.0.1') {
+  const net = await import('node:net');
+  const dgram = await import('node:dgram');
+  const out = [];
+  const held = [];
+  while (out.length < n) {
+    const tcp = net.createServer();
+    await new Promise((r, j) => { tcp.once('error', j); tcp.listen(0, host, r); });
+    const port = tcp.address().port;
+    const udp = dgram.createSocket('udp4');
+    const ok = await new Promise((r) => { udp.once('error', () => r(false)); udp.bind(port, host, () => r(true)); });
+    held.push(tcp, udp);
+    if (ok && !out.includes(port)) out.push(port);
+  }
+  for (const s of held) { try { s.close(); } catch { /* already closed */ } }
+  return out;
+}
+
+/** A random secret of `bytes` bytes, printable (for token and TURN secret files). */
+export function randomSecret(bytes = 32) {
+  return randomBytes(bytes).toString('base64url');
+}
+
+/** A throwaway self-signed certificate for `localhost` and 127.0.0.1 (plus `ips`), in `dir`. */
+export function throwawayCert(dir, ips = []) {
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  const san = ['DNS:localhost', 'IP:127.0.0.1', ...ips.map((ip) => `IP:${ip}`)].join(',');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+    '-nodes', '-days', '1', '-subj', '/CN=localhost', '-addext', `subjectAltName=${san}`,
+    '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  return { cert, key };
+}
+
+function spawnLogged(bin, args, env) {
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  let output = '';
+  child.stdout.on('data', (d) => { output += d; });
+  child.stderr.on('data', (d) => { output += d; });
+  return {
+    child,
+    logs: () => output,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await Promise.race([exited, sleep(5000)]);
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      }
+    },
+  };
+}
+
+/**
+ * Starts `bedside-turn` on loopback: UDP and TCP on one port, TLS and plain TCP sharing a
+ * second port (throwaway certificate), loopback peers allowed (the SFU is on loopback), and
+ * /metrics. Resolves once /metrics answers.
+ */
+export async function startTurn({ dir, secretFile, host = '127.0.0.1' }) {
+  const [port, tlsPort, metricsPort] = await freePorts(3, host);
+  const { cert, key } = throwawayCert(dir);
+  const proc = spawnLogged(BEDSIDE_TURN, [
+    '--listen-udp', `${host}:${port}`, '--listen-tcp', `${host}:${port}`,
+    '--listen-tls', `${host}:${tlsPort}`, '--tls-cert', cert, '--tls-key', key,
+    '--secret-file', secretFile, '--realm', 'bedside.test', '--relay-ipv4', host,
+    '--allow-peer', '127.0.0.0/8', '--metrics-listen', `${host}:${metricsPort}`,
+    '--udp-workers', '1',
+  ], { BEDSIDE_TURN_LOG: process.env.BEDSIDE_TURN_LOG || 'info' });
+  const metricsUrl = `http://${host}:${metricsPort}/metrics`;
+  const metrics = async () => {
+    const res = await fetch(metricsUrl);
+    if (!res.ok) throw new Error(`metrics: ${res.status}`);
+    return res.text();
+  };
+  await waitFor(async () => {
+    if (proc.child.exitCode !== null) throw new Error(`bedside-turn exited: ${proc.logs()}`);
+    return metrics().then(() => true, () => false);
+  }, { timeout: 20000, interval: 100, what: 'bedside-turn to serve /metrics' });
+  return {
+    ...proc,
+    pid: proc.child.pid,
+    host,
+    port,
+    tlsPort,
+    urls: [
+      `turn:${host}:${port}?transport=udp`,
+      `turn:${host}:${port}?transport=tcp`,
+      `turns:${host}:${tlsPort}?transport=tcp`,
+    ],
+    metrics,
+    /** Sum of the samples of a metric whose line matches `re` (e.g. /^bedside_turn_allocations\{transport="tls"\}/). */
+    async metric(re) {
+      return (await metrics()).split('\n').filter((l) => re.test(l))
+        .reduce((n, l) => n + Number(l.trim().split(/\s+/).pop()), 0);
+    },
+  };
+}
+
+/**
+ * Starts `bedside serve --config FILE` with HS256 tokens, an audit log and `[turn]` settings,
+ * HTTP and admin on free loopback ports, media on 127.0.0.1:0. `token(visit, role, extra)`
+ * signs with `bedside token --config FILE`.
+ */
+export async function startServe({ dir, turnUrls = [], turnSecretFile, issuer = 'e2e-scheduler' }) {
+  const [httpPort, adminPort] = await freePorts(2);
+  const tokenSecretFile = join(dir, 'token-secret');
+  writeFileSync(tokenSecretFile, `${randomSecret(48)}\n`, { mode: 0o600 });
+  const toml = (s) => JSON.stringify(s);
+  const config = join(dir, 'bedside.toml');
+  writeFileSync(config, [
+    '[http]', `listen = ${toml(`127.0.0.1:${httpPort}`)}`,
+    '[admin]', `listen = ${toml(`127.0.0.1:${adminPort}`)}`,
+    '[media]', 'bind = "127.0.0.1:0"',
+    '[tokens]', `issuer = ${toml(issuer)}`, `hs256_secret_file = ${toml(tokenSecretFile)}`,
+    '[log]', 'format = "json"',
+    '[audit]', `path = ${toml(join(dir, 'audit.jsonl'))}`,
+    '[turn]', `urls = [${turnUrls.map(toml).join(', ')}]`,
+    ...(turnSecretFile ? [`secret_file = ${toml(turnSecretFile)}`] : []),
+    '',
+  ].join('\n'));
+  const proc = spawnLogged(BEDSIDE, ['serve', '--config', config],
+    { BEDSIDE_LOG: process.env.BEDSIDE_LOG || 'info' });
+  const web = `http://127.0.0.1:${httpPort}`;
+  await waitFor(async () => {
+    if (proc.child.exitCode !== null) throw new Error(`bedside serve exited: ${proc.logs()}`);
+    return fetch(`${web}/readyz`).then((r) => r.ok, () => false);
+  }, { timeout: 20000, interval: 100, what: 'bedside serve to be ready' });
+  return {
+    ...proc,
+    pid: proc.child.pid,
+    web,
+    admin: `http://127.0.0.1:${adminPort}`,
+    config,
+    token(visitId, role, extra = []) {
+      return execFileSync(BEDSIDE, ['token', '--config', config, '--visit', visitId, '--role', role, ...extra],
+        { encoding: 'utf8' }).trim();
+    },
+  };
+}
+
+/** Like `launchBrowser`, with extra Chromium flags and another executable (e.g. a netns wrapper). */
+export async function launchBrowserWith({ extraArgs = [], executablePath, hostResolverRules } = {}) {
+  const home = mkdtempSync(join(tmpdir(), 'bedside-chromium-'));
+  let args = [...CHROMIUM_ARGS, ...extraArgs];
+  if (hostResolverRules) {
+    args = args.map((a) => (a.startsWith('--host-resolver-rules=') ? `--host-resolver-rules=${hostResolverRules}` : a));
+  }
+  const browser = await chromium.launch({
+    executablePath: executablePath || process.env.CHROMIUM || '/usr/bin/chromium',
+    args,
+    env: { ...process.env, HOME: home, XDG_CONFIG_HOME: home, XDG_CACHE_HOME: home },
+  });
+  return {
+    browser,
+    async close() {
+      await browser.close();
+      rmSync(home, { recursive: true, force: true });
+    },
+  };
+}
+
+// Records every RTCPeerConnection like RECORD_PCS and forces relay-only ICE through the TURN
+// server URLs of one transport ('udp': turn:…?transport=udp, 'tcp': turn:…?transport=tcp,
+// 'tls': turns:…), optionally with a wrong credential. Also records gathered candidates and
+// icecandidateerror events, so tests can tell why a connection did not come up.
+const RELAY_ONLY = ({ transport, credential }) => {
+  const Orig = window.RTCPeerConnection;
+  window.__pcs = [];
+  window.__iceErrors = [];
+  window.__candidates = [];
+  window.__iceServersUsed = [];
+  const keep = (url) => {
+    const u = String(url).toLowerCase();
+    if (transport === 'tls') return u.startsWith('turns:');
+    return u.startsWith('turn:') && u.includes(`transport=${transport}`);
+  };
+  window.RTCPeerConnection = function (config = {}, ...rest) {
+    const iceServers = (config.iceServers || [])
+      .map((s) => ({ ...s, urls: [].concat(s.urls || []).filter(keep) }))
+      .filter((s) => s.urls.length > 0)
+      .map((s) => (credential === undefined ? s : { ...s, credential }));
+    window.__iceServersUsed.push(iceServers.map((s) => s.urls).flat());
+    const pc = new Orig({ ...config, iceServers, iceTransportPolicy: 'relay' }, ...rest);
+    pc.addEventListener('icecandidateerror', (e) => {
+      window.__iceErrors.push({ errorCode: e.errorCode, errorText: e.errorText, url: e.url });
+    });
+    pc.addEventListener('icecandidate', (e) => {
+      if (e.candidate && e.candidate.candidate) window.__candidates.push(e.candidate.candidate);
+    });
+    window.__pcs.push(pc);
+    return pc;
+  };
+  window.RTCPeerConnection.prototype = Orig.prototype;
+};
+
+/**
+ * One simulated person whose RTCPeerConnections use only TURN relays of `transport`
+ * ('udp', 'tcp' or 'tls'), optionally with a wrong `credential`. The web client is unchanged.
+ */
+export async function openRelayPerson(browser, url, { transport, credential } = {}) {
+  const context = await browser.newContext();
+  await context.addInitScript(RELAY_ONLY, { transport, credential });
+  const page = await context.newPage();
+  page.on('pageerror', (e) => console.error('page error:', e.message));
+  await page.goto(url);
+  return { context, page };
+}
+
+/**
+ * The selected ICE candidate pair of each live RTCPeerConnection on the page (`pair`: its state,
+ * bytes, and the local and remote candidates' type, protocol, relayProtocol, address, port,
+ * url) and every candidate pair (`all`). Media may arrive on another nominated pair than the
+ * one the browser sends on (an ICE-lite server answers on the pair it chose), so checks of
+ * "which path carried the media" should look at `all`.
+ */
+export async function selectedPairs(page) {
+  return page.evaluate(async () => {
+    const out = [];
+    for (const pc of window.__pcs || []) {
+      if (pc.connectionState === 'closed') continue;
+      const report = await pc.getStats();
+      const byId = new Map();
+      report.forEach((s) => byId.set(s.id, s));
+      let pair = null;
+      report.forEach((s) => {
+        if (s.type === 'transport' && s.selectedCandidatePairId) pair = byId.get(s.selectedCandidatePairId);
+      });
+      if (!pair) report.forEach((s) => { if (!pair && s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s; });
+      const pick = (c) => c && {
+        candidateType: c.candidateType, protocol: c.protocol, relayProtocol: c.relayProtocol,
+        address: c.address, port: c.port, url: c.url,
+      };
+      const describe = (p) => p && {
+        state: p.state,
+        nominated: p.nominated,
+        bytesSent: p.bytesSent,
+        bytesReceived: p.bytesReceived,
+        local: pick(byId.get(p.localCandidateId)),
+        remote: pick(byId.get(p.remoteCandidateId)),
+      };
+      const all = [];
+      report.forEach((s) => { if (s.type === 'candidate-pair') all.push(describe(s)); });
+      out.push({ connectionState: pc.connectionState, pair: describe(pair), all });
+    }
+    return out;
+  });
 }
