@@ -1,6 +1,5 @@
-//! `bedside-load`: synthetic load for a running bedside. Not built yet: see the project's issues.
+//! `bedside-load` command line: flags → steps → JSON, markdown, plot.
 
-fn main() {
-    eprintln!("bedside-load is not available in this build yet");
-    std::process::exit(2);
+fn main() -> std::process::ExitCode {
+    bedside_load::cli::main()
 }
