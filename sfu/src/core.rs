@@ -282,6 +282,27 @@ impl Forwarder {
         }
     }
 
+    /// A subscriber's media connection came up: whatever was sent to it before was dropped,
+    /// so each video it subscribes to needs a keyframe now (not throttled).
+    pub fn handle_subscriber_connected(&mut self, now: Instant, subscriber: ParticipantId) {
+        let mut tracks: Vec<TrackId> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| t.kind == TrackKind::Video && t.active.contains(&subscriber))
+            .map(|(id, _)| *id)
+            .collect();
+        tracks.sort();
+        for track in tracks {
+            if let Some(t) = self.tracks.get_mut(&track) {
+                t.last_keyframe_request = Some(now);
+                self.decisions.push_back(Decision::RequestKeyframe {
+                    publisher: t.publisher,
+                    track,
+                });
+            }
+        }
+    }
+
     /// A subscriber asked for a keyframe (PLI/FIR). Only subscribers of the track are heard;
     /// requests closer together than the keyframe interval are merged.
     pub fn handle_keyframe_request(

@@ -96,6 +96,7 @@ mod tests {
             Some(vec![(String::new(), TrackKind::Video)])
         );
         // Random bytes never panic.
+        let alphabet = b"v=0\r\nm=audio video 0 9 a=mid:sendonly recvonly\n";
         let mut x = 12345u64;
         for _ in 0..2000 {
             let bytes: Vec<u8> = (0..64)
@@ -103,7 +104,7 @@ mod tests {
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
-                    b"v=0\r\nm=audio video 0 9 a=mid:sendonly recvonly\n"[(x % 48) as usize]
+                    alphabet[(x % alphabet.len() as u64) as usize]
                 })
                 .collect();
             let _ = offered_sends(&String::from_utf8_lossy(&bytes));

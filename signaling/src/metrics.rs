@@ -1,4 +1,7 @@
-use prometheus::{Encoder, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
 
 /// Signaling metrics (STYLE.md 11). The media engine registers its own in the same registry.
 #[derive(Clone)]
@@ -14,6 +17,12 @@ pub struct Metrics {
     pub visits: IntGauge,
     /// Participants in waiting rooms now.
     pub waiting: IntGauge,
+    /// Joined sessions by role (waiting or admitted).
+    pub participants: IntGaugeVec,
+    /// Time from a `join` message to the `joined` answer.
+    pub join_seconds: Histogram,
+    /// Time spent in the waiting room, by how the wait ended.
+    pub wait_seconds: HistogramVec,
 }
 
 impl Metrics {
@@ -44,8 +53,47 @@ impl Metrics {
             "Participants in waiting rooms now",
         )
         .expect("static metric definition is valid");
+        let participants = IntGaugeVec::new(
+            Opts::new("bedside_participants", "Joined sessions by role"),
+            &["role"],
+        )
+        .expect("static metric definition is valid");
+        let join_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "bedside_signaling_join_seconds",
+                "Time from a join message to the joined answer",
+            )
+            .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+        )
+        .expect("static metric definition is valid");
+        let wait_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "bedside_wait_seconds",
+                "Time spent in the waiting room, by how the wait ended",
+            )
+            .buckets(vec![
+                5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 3600.0,
+            ]),
+            &["outcome"],
+        )
+        .expect("static metric definition is valid");
+        for code in bedside_proto::ErrorCode::ALL {
+            errors.with_label_values(&[code.as_str()]);
+        }
+        for outcome in ["ok", "refused"] {
+            joins.with_label_values(&[outcome]);
+        }
+        for role in bedside_proto::Role::ALL {
+            participants.with_label_values(&[role.as_str()]);
+        }
+        for o in ["admitted", "denied", "left", "timeout", "removed", "ended"] {
+            wait_seconds.with_label_values(&[o]);
+        }
         for c in [
-            Box::new(errors.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(participants.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(join_seconds.clone()),
+            Box::new(wait_seconds.clone()),
+            Box::new(errors.clone()),
             Box::new(joins.clone()),
             Box::new(sessions.clone()),
             Box::new(visits.clone()),
@@ -62,6 +110,9 @@ impl Metrics {
             sessions,
             visits,
             waiting,
+            participants,
+            join_seconds,
+            wait_seconds,
         }
     }
 

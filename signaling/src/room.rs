@@ -75,6 +75,9 @@ pub(crate) enum Out {
     Close(ParticipantId, ErrorCode, String),
     /// The participant's "show my video" changed (the SFU re-routes).
     Shown(ParticipantId, bool),
+    /// A wait ended after this long, this way (`admitted`, `denied`, `left`, `timeout`,
+    /// `removed`, `ended`), for the wait-time metric.
+    WaitEnded(Duration, &'static str),
     Audit(AuditNote),
 }
 
@@ -237,6 +240,9 @@ impl Room {
             Departure::Left => "left",
             Departure::Dropped => "dropped",
         };
+        if how == Departure::Left {
+            self.wait_ended(now, m.state, "left");
+        }
         self.audit("depart", &m.who, None, Some(code));
         if how == Departure::Dropped && !self.ended {
             self.away.push(Away {
@@ -322,6 +328,7 @@ impl Room {
                     .position(|m| m.who.id == target)
                     .expect("is_waiting found the target");
                 let m = self.members.remove(pos);
+                self.wait_ended(now, m.state, "denied");
                 self.audit("deny", &m.who, Some(from), None);
                 let text = reason
                     .map(|r| r.chars().take(MAX_REASON_CHARS).collect::<String>())
@@ -339,6 +346,7 @@ impl Room {
                     return Err(ErrorCode::Forbidden);
                 }
                 let m = self.members.remove(pos);
+                self.wait_ended(now, m.state, "removed");
                 self.audit("remove", &m.who, Some(from), None);
                 // No grace: a removed participant who comes back waits again.
                 self.away.retain(|a| a.subject != m.who.subject);
@@ -365,6 +373,7 @@ impl Room {
                 self.ended = true;
                 self.away.clear();
                 for m in std::mem::take(&mut self.members) {
+                    self.wait_ended(now, m.state, "ended");
                     self.out.push_back(Out::Close(
                         m.who.id,
                         ErrorCode::VisitEnded,
@@ -396,6 +405,7 @@ impl Room {
         for id in &expired {
             if let Some(pos) = self.members.iter().position(|m| m.who.id == *id) {
                 let m = self.members.remove(pos);
+                self.wait_ended(now, m.state, "timeout");
                 self.audit("depart", &m.who, None, Some("wait_timeout"));
                 self.out.push_back(Out::Close(
                     *id,
@@ -442,6 +452,13 @@ impl Room {
         (waiting, self.members.len() - waiting)
     }
 
+    fn wait_ended(&mut self, now: Instant, state: State, how: &'static str) {
+        if let State::Waiting { since } = state {
+            self.out
+                .push_back(Out::WaitEnded(now.saturating_duration_since(since), how));
+        }
+    }
+
     fn is_waiting(&self, id: ParticipantId) -> bool {
         self.members
             .iter()
@@ -452,8 +469,10 @@ impl Room {
         let Some(m) = self.members.iter_mut().find(|m| m.who.id == target) else {
             return;
         };
+        let was = m.state;
         m.state = State::Admitted;
         let who = m.who.clone();
+        self.wait_ended(now, was, "admitted");
         self.audit("admit", &who, Some(actor), None);
         let participants = self.admitted_infos_except(target);
         self.out

@@ -196,7 +196,15 @@ impl AwaitingJoin {
                         .await;
                         return None;
                     }
-                    return Joined::enter(conn, v, &token, visit.as_deref()).await;
+                    let started = Instant::now();
+                    let metrics = conn.state.metrics.clone();
+                    let joined = Joined::enter(conn, v, &token, visit.as_deref()).await;
+                    if joined.is_some() {
+                        metrics
+                            .join_seconds
+                            .observe(started.elapsed().as_secs_f64());
+                    }
+                    return joined;
                 }
                 Incoming::Message(ClientMessage::Ping) => {
                     conn.send(&ServerMessage::Pong).await;
@@ -219,6 +227,8 @@ struct Joined {
     membership: Option<Membership>,
     visit_rx: mpsc::UnboundedReceiver<ToSession>,
     admitted: bool,
+    /// When this session entered the visit (joined admitted, or was admitted).
+    admitted_at: Instant,
     media_started: bool,
 }
 
@@ -311,6 +321,10 @@ impl Joined {
         };
         metrics.joins.with_label_values(&["ok"]).inc();
         metrics.sessions.inc();
+        metrics
+            .participants
+            .with_label_values(&[grant.role.as_str()])
+            .inc();
         info!(%participant, visit = %grant.visit, role = %grant.role, admitted = entered.admitted, "joined");
         let joined = ServerMessage::Joined {
             v: PROTOCOL_VERSION,
@@ -341,6 +355,7 @@ impl Joined {
             membership: Some(membership),
             visit_rx,
             admitted: entered.admitted,
+            admitted_at: Instant::now(),
             media_started: false,
         };
         if !session.conn.send(&joined).await {
@@ -370,6 +385,7 @@ impl Joined {
                         ToSession::Message(m) => m,
                         ToSession::Admitted(m) => {
                             self.admitted = true;
+                            self.admitted_at = Instant::now();
                             m
                         }
                         ToSession::Close(code, text) => {
@@ -472,6 +488,7 @@ impl Joined {
                     visit_type: self.visit_type,
                     role: self.grant.role,
                     sources: sources.into_iter().collect(),
+                    joined_at: Some(self.admitted_at),
                 };
                 let r = sfu.add_peer(peer, sdp, peer_tx.clone()).await;
                 self.media_started = r.is_ok();
@@ -529,6 +546,12 @@ impl Joined {
             self.conn.state.sfu.remove_peer(self.participant);
         }
         self.conn.state.metrics.sessions.dec();
+        self.conn
+            .state
+            .metrics
+            .participants
+            .with_label_values(&[self.grant.role.as_str()])
+            .dec();
         info!(participant = %self.participant, "session ended");
         // Dropping the membership tells the visit (as a drop unless `leave` was called).
         self.membership.take();

@@ -292,6 +292,12 @@ impl VisitTask {
                     self.sessions.remove(&id);
                 }
                 Out::Shown(id, shown) => self.ctx.sfu.set_shown(id, shown),
+                Out::WaitEnded(waited, how) => self
+                    .ctx
+                    .metrics
+                    .wait_seconds
+                    .with_label_values(&[how])
+                    .observe(waited.as_secs_f64()),
                 Out::Audit(note) => self.audit(note),
             }
         }

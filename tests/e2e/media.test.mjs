@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   ROOT, startDev, launchBrowser, openPerson, remoteView, packetsByTrack, waitFor, sleep,
@@ -57,7 +57,8 @@ test('three participants see and hear each other; another visit is isolated; lea
   const visit = 'e2e-visit';
   const url = (token) => `${server.web}/join#token=${token}`;
   const a = await openPerson(chrome.browser, url(server.token(visit, 'provider', ['--name', 'Dr A'])));
-  const b = await openPerson(chrome.browser, url(server.token(visit, 'patient', ['--name', 'Pat B'])));
+  const b = await openPerson(chrome.browser, url(server.token(visit, 'patient',
+    ['--name', 'Pat Sentinel-7Q', '--reason', 'Reason Sentinel-9Z'])));
   const d = await openPerson(chrome.browser, url(server.token('other-visit', 'provider')));
   await clickJoin(a);
   await clickJoin(b);
@@ -107,6 +108,28 @@ test('three participants see and hear each other; another visit is isolated; lea
     .reduce((n, m) => n + Number(m[1]), 0);
   assert.ok(dropped >= 150, `garbage datagrams counted as dropped (${dropped})`);
 
+  // Every metric the Grafana dashboard and the alerts use exists after a call, and no name,
+  // reason, token or address is on /metrics.
+  const used = new Set();
+  for (const file of ['deploy/grafana/bedside.json', 'deploy/prometheus/alerts.yml']) {
+    for (const m of readFileSync(join(ROOT, file), 'utf8').matchAll(/bedside_[a-z_]+/g)) used.add(m[0]);
+  }
+  assert.ok(used.size >= 10, `the dashboard and alerts name metrics (${used.size})`);
+  const exposed = new Set([...metrics.matchAll(/^(bedside_[a-z_]+)/gm)].map((m) => m[1]));
+  for (const name of used) {
+    if (name === 'bedside_overview') continue;
+    assert.ok(exposed.has(name), `${name} (used by the dashboard or alerts) is on /metrics`);
+  }
+  const series = (name, labels = '') => [...metrics.matchAll(new RegExp(`^${name}${labels}[^\\n]* (\\S+)$`, 'gm'))]
+    .reduce((n, m) => n + Number(m[1]), 0);
+  assert.ok(series('bedside_ice_attempts_total', '\\{outcome="connected"\\}') >= 3, 'ICE successes counted');
+  assert.ok(series('bedside_connection_setup_seconds_count') >= 3, 'setup times observed');
+  assert.ok(series('bedside_media_packets_total') > 100, 'RTP packets counted');
+  assert.ok(series('bedside_ice_selected_candidates_total') >= 3, 'selected candidates counted');
+  for (const forbidden of ['Sentinel-7Q', 'Sentinel-9Z', 'eyJ', 'e2e-visit', '127.0.0.1']) {
+    assert.ok(!metrics.includes(forbidden), `/metrics contains ${forbidden}`);
+  }
+
   // D, alone in another visit, receives nothing at all.
   const dv = await remoteView(d.page);
   assert.equal(dv.tiles.length, 0, 'the other visit shows no tiles');
@@ -151,10 +174,12 @@ test('a join with a bad token shows a visible error and receives nothing', async
   await e.context.close();
 });
 
-test('no token, name or address reaches the server log', async () => {
+test('no token, name, reason, SDP or IP address reaches the server log', async () => {
   const logs = server.logs();
   assert.ok(logs.includes('joined'), 'the log has join lines to check');
-  for (const forbidden of ['Dr A', 'Pat B', 'eyJ', '127.0.0.1:', 'candidate:', 'v=0']) {
+  for (const forbidden of ['Dr A', 'Sentinel-7Q', 'Sentinel-9Z', 'eyJ', 'candidate:', 'v=0', 'a=fingerprint']) {
     assert.ok(!logs.includes(forbidden), `the server log contains ${JSON.stringify(forbidden)}`);
   }
+  const ip = logs.match(/\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b/);
+  assert.equal(ip, null, `the server log contains an IP address: ${ip && ip[0]}`);
 });

@@ -102,6 +102,20 @@ mod tests {
     }
 
     #[test]
+    fn every_error_code_is_listed_once_with_its_serde_name() {
+        let mut names: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        for c in ErrorCode::ALL {
+            assert_eq!(
+                serde_json::to_string(&c).unwrap(),
+                format!("\"{}\"", c.as_str())
+            );
+        }
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), ErrorCode::ALL.len());
+    }
+
+    #[test]
     fn error_messages_serialise_with_stable_codes() {
         let msg = ServerMessage::Error {
             code: ErrorCode::InvalidToken,

@@ -309,6 +309,35 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, for metrics that should show zeros rather than gaps.
+    pub const ALL: [ErrorCode; 25] = [
+        ErrorCode::InvalidMessage,
+        ErrorCode::MessageTooLarge,
+        ErrorCode::UnknownType,
+        ErrorCode::UnsupportedVersion,
+        ErrorCode::NotJoined,
+        ErrorCode::AlreadyJoined,
+        ErrorCode::InvalidToken,
+        ErrorCode::TokenExpired,
+        ErrorCode::InvalidSdp,
+        ErrorCode::NegotiationState,
+        ErrorCode::InvalidCandidate,
+        ErrorCode::MediaFailed,
+        ErrorCode::Unavailable,
+        ErrorCode::Timeout,
+        ErrorCode::RateLimited,
+        ErrorCode::VisitFull,
+        ErrorCode::VisitEnded,
+        ErrorCode::Denied,
+        ErrorCode::Removed,
+        ErrorCode::WaitTimeout,
+        ErrorCode::SessionReplaced,
+        ErrorCode::Forbidden,
+        ErrorCode::NotAdmitted,
+        ErrorCode::PublishNotAllowed,
+        ErrorCode::UnknownParticipant,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::InvalidMessage => "invalid_message",

@@ -164,6 +164,15 @@ fn keyframe_requests_are_throttled_per_track_on_simulated_time() {
     );
     f.handle_discontinuity(t0 + ms(1200), t);
     assert_eq!(drain(&mut f).len(), 1);
+    // A subscriber whose connection just came up gets a keyframe at once, unthrottled.
+    f.handle_subscriber_connected(t0 + ms(1300), p(2));
+    assert_eq!(
+        drain(&mut f),
+        vec![Decision::RequestKeyframe {
+            publisher: p(1),
+            track: t
+        }]
+    );
 }
 
 #[test]
@@ -209,6 +218,7 @@ fn the_policy_decides_who_is_offered_what() {
     f.handle_shown_changed(now, p(2), true);
     accept_all(&mut f, now);
     assert_eq!(sorted(f.receivers(pv)), vec![p(1), p(3)]);
+    drain(&mut f); // the new subscriber's keyframe request
     f.handle_shown_changed(now, p(2), false);
     let d = drain(&mut f);
     assert_eq!(

@@ -4,6 +4,7 @@
 //! that peer's event channel, so answers and server offers reach the client in order.
 
 mod peer;
+mod stats;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -127,6 +128,8 @@ pub struct NewPeer {
     /// The source of each `mid` the client sends; unlisted audio is the microphone, unlisted
     /// video the camera.
     pub sources: Vec<(String, Source)>,
+    /// When the participant joined or was admitted: connection setup time counts from here.
+    pub joined_at: Option<Instant>,
 }
 
 /// A handle to the media engine. Cloning is cheap; the engine stops when every handle is gone.
@@ -300,6 +303,8 @@ struct Engine {
 }
 
 const MAX_DATAGRAM: usize = 2048;
+/// How often str0m reports per-stream statistics for the metrics.
+const STATS_INTERVAL: Duration = Duration::from_secs(2);
 const RECV_BATCH: usize = 64;
 
 impl Engine {
@@ -564,7 +569,9 @@ impl Engine {
         let offer = SdpOffer::from_sdp_string(&offer).map_err(|_| SfuError::InvalidSdp)?;
         let advertise = self.advertise.clone();
         let built = catch_unwind(AssertUnwindSafe(move || {
-            let mut rtc = Rtc::builder().build(now);
+            let mut rtc = Rtc::builder()
+                .set_stats_interval(Some(STATS_INTERVAL))
+                .build(now);
             for addr in advertise {
                 if let Ok(c) = Candidate::host(addr, "udp") {
                     rtc.add_local_candidate(c);
@@ -594,6 +601,7 @@ impl Engine {
         peer.role = new.role;
         peer.visit_type = new.visit_type;
         peer.sources = sources;
+        peer.stats.joined_at = new.joined_at;
         self.peers.insert(id, peer);
         self.metrics.peers.set(self.peers.len() as i64);
         self.forwarder
@@ -687,6 +695,7 @@ impl Engine {
             return Ok(());
         }
         let c = Candidate::from_sdp_string(text).map_err(|_| SfuError::InvalidCandidate)?;
+        peer.stats.remember_candidate(c.addr(), c.kind());
         match guard(peer, |p| p.rtc.add_remote_candidate(c)) {
             Ok(()) => {}
             Err(Panicked) => self.doomed.push((id, CloseReason::Internal)),
@@ -700,6 +709,17 @@ impl Engine {
             return;
         };
         let _ = guard(&mut peer, |p| p.rtc.disconnect());
+        if !peer.connected {
+            let outcome = if reason.is_some() {
+                "failed"
+            } else {
+                "abandoned"
+            };
+            self.metrics
+                .ice_attempts
+                .with_label_values(&[outcome])
+                .inc();
+        }
         if let Some(reason) = reason {
             let _ = peer.events.send(PeerEvent::Closed { reason });
         }
@@ -776,9 +796,16 @@ impl Engine {
         match event {
             Event::Connected => {
                 if let Some(p) = self.peers.get_mut(&id) {
+                    if !p.connected {
+                        self.metrics
+                            .ice_attempts
+                            .with_label_values(&["connected"])
+                            .inc();
+                    }
                     p.connected = true;
                     let _ = p.events.send(PeerEvent::Connected);
                 }
+                self.forwarder.handle_subscriber_connected(now, id);
                 info!(participant = %id, "media connected");
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
@@ -802,7 +829,27 @@ impl Engine {
                     self.unpublish(now, id, m.mid);
                 }
             }
+            Event::PeerStats(s) => {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.stats.peer(&s, &self.metrics);
+                }
+            }
+            Event::MediaIngressStats(s) => {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    let kind = p.rtc.media(s.mid).map(|m| m.kind());
+                    p.stats.ingress(&s, kind, &self.metrics);
+                }
+            }
+            Event::MediaEgressStats(s) => {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    let kind = p.rtc.media(s.mid).map(|m| m.kind());
+                    p.stats.egress(&s, kind, &self.metrics);
+                }
+            }
             Event::MediaData(data) => {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.stats.media_received(now, &self.metrics);
+                }
                 if !data.contiguous {
                     let track = self
                         .peers
@@ -926,6 +973,10 @@ impl Engine {
                         .forwarded_frames
                         .with_label_values(&[kind_label])
                         .inc();
+                    self.metrics
+                        .forwarded_bytes
+                        .with_label_values(&[kind_label])
+                        .inc_by(data.data.len() as u64);
                 }
                 Ok(_) => {}
                 Err(Panicked) => self.doomed.push((*sub, CloseReason::Internal)),

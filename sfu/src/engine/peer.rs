@@ -56,6 +56,7 @@ pub(crate) struct Peer {
     pub(crate) negotiation_ready: bool,
     pub(crate) next_timeout: Instant,
     pub(crate) connected: bool,
+    pub(crate) stats: super::stats::PeerStatsState,
 }
 
 impl Peer {
@@ -73,6 +74,7 @@ impl Peer {
             negotiation_ready: false,
             next_timeout: now,
             connected: false,
+            stats: Default::default(),
         }
     }
 

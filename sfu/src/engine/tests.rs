@@ -28,6 +28,7 @@ fn new_peer(id: ParticipantId, visit: VisitId, role: Role) -> NewPeer {
         visit_type: VisitType::Consult,
         role,
         sources: vec![],
+        joined_at: None,
     }
 }
 
