@@ -348,11 +348,17 @@ export async function launchBrowserWith({ extraArgs = [], executablePath, hostRe
   if (hostResolverRules) {
     args = args.map((a) => (a.startsWith('--host-resolver-rules=') ? `--host-resolver-rules=${hostResolverRules}` : a));
   }
-  const browser = await chromium.launch({
-    executablePath: executablePath || process.env.CHROMIUM || '/usr/bin/chromium',
-    args,
-    env: { ...process.env, HOME: home, XDG_CONFIG_HOME: home, XDG_CACHE_HOME: home },
-  });
+  let browser;
+  try {
+    browser = await chromium.launch({
+      executablePath: executablePath || process.env.CHROMIUM || '/usr/bin/chromium',
+      args,
+      env: { ...process.env, HOME: home, XDG_CONFIG_HOME: home, XDG_CACHE_HOME: home },
+    });
+  } catch (e) {
+    rmSync(home, { recursive: true, force: true });
+    throw e;
+  }
   return {
     browser,
     async close() {
