@@ -100,7 +100,7 @@ ip -n "$SRV" link set v-srv up
 ip -n "$CLI" link set v-cli up
 
 # --- servers in the server namespace -----------------------------------------------------------
-mkdir -p "$WORK/tls" "$WORK/home"
+mkdir -p "$WORK/tls" "$WORK/home" "$WORK/tmp"  # TMPDIR of the browsers: removed with $WORK
 head -c 32 /dev/urandom | base64 | tr -d '/+=\n' > "$WORK/turn-secret"; echo >> "$WORK/turn-secret"
 head -c 48 /dev/urandom | base64 | tr -d '/+=\n' > "$WORK/token-secret"; echo >> "$WORK/token-secret"
 chmod 600 "$WORK/turn-secret" "$WORK/token-secret"
@@ -227,7 +227,7 @@ export BEDSIDE_BIN
 NETNS_WEB="http://$WEB_IP:$WEB_PORT" NETNS_CONFIG="$WORK/bedside.toml" \
   NETNS_CHROMIUM_CLIENT="$WORK/chromium-$CLI" NETNS_CHROMIUM_SERVER="$WORK/chromium-$SRV" \
   NETNS_TURN_URL="turns:$TURN_IP:443?transport=tcp" NETNS_HOSTS="$WEB_IP $TURN_IP" \
-  HOME="$WORK/home" timeout 300 node "$ROOT/tests/netns/call.mjs" &
+  HOME="$WORK/home" TMPDIR="$WORK/tmp" timeout 300 node "$ROOT/tests/netns/call.mjs" &
 CALL=$!
 PIDS+=("$CALL")
 if ! wait "$CALL"; then
