@@ -120,12 +120,22 @@ impl Default for AuditConfig {
 pub struct HttpConfig {
     /// Address and port of the web client and `/v1/signal`.
     pub listen: SocketAddr,
+    /// PEM certificate chain for HTTPS/WSS on `listen`; reloaded on SIGHUP or file change.
+    /// Unset (with `tls_key`): plain HTTP, for TLS terminated by a proxy in front.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Optional plain-HTTP listener that redirects everything to HTTPS (e.g. `0.0.0.0:80`).
+    pub redirect_listen: Option<SocketAddr>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
+            tls_cert: None,
+            tls_key: None,
+            redirect_listen: None,
         }
     }
 }
@@ -384,6 +394,16 @@ impl Config {
         if !(60..=7 * 86_400).contains(&self.turn.credential_ttl_seconds) {
             return Err(ConfigError::Invalid(
                 "[turn] credential_ttl_seconds must be between 60 and 604800".into(),
+            ));
+        }
+        if self.http.tls_cert.is_some() != self.http.tls_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "[http] set both tls_cert and tls_key, or neither".into(),
+            ));
+        }
+        if self.http.redirect_listen.is_some() && self.http.tls_cert.is_none() {
+            return Err(ConfigError::Invalid(
+                "[http] redirect_listen needs tls_cert and tls_key (it redirects to HTTPS)".into(),
             ));
         }
         if self.http.listen == self.admin.listen {

@@ -17,8 +17,11 @@ use crate::{session, web, AppState};
 /// get a `message_too_large` error first, so clients see why.
 const WS_HARD_LIMIT: usize = 1024 * 1024;
 
-pub(crate) fn public_router(state: Arc<AppState>) -> Router {
-    Router::new()
+/// One year, with subdomains: browsers then refuse plain HTTP to this host.
+const HSTS: &str = "max-age=31536000; includeSubDomains";
+
+pub(crate) fn public_router(state: Arc<AppState>, https: bool) -> Router {
+    let router = Router::new()
         .route("/", get(|| async { web::page(web::INDEX) }))
         .route("/join", get(|| async { web::page(web::JOIN) }))
         .route("/static/{file}", get(web::asset))
@@ -26,7 +29,42 @@ pub(crate) fn public_router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(|| async { "ready\n" }))
         .route("/v1/signal", get(signal))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
-        .with_state(state)
+        .with_state(state);
+    if https {
+        router.layer(axum::middleware::map_response(
+            |mut res: axum::response::Response| async move {
+                res.headers_mut().insert(
+                    header::STRICT_TRANSPORT_SECURITY,
+                    HeaderValue::from_static(HSTS),
+                );
+                res
+            },
+        ))
+    } else {
+        router
+    }
+}
+
+/// Redirects plain HTTP to the HTTPS listener (optional, `[http] redirect_listen`).
+pub(crate) fn redirect_router(https_port: u16) -> Router {
+    Router::new().fallback(move |req: axum::extract::Request| async move {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name).to_owned())
+            .filter(|h| {
+                !h.is_empty()
+                    && h.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || ".-[]".contains(c))
+            });
+        let Some(host) = host else {
+            return (StatusCode::BAD_REQUEST, "missing Host header\n").into_response();
+        };
+        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        axum::response::Redirect::permanent(&format!("https://{host}:{https_port}{path}"))
+            .into_response()
+    })
 }
 
 pub(crate) fn admin_router(state: Arc<AppState>) -> Router {

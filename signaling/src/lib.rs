@@ -3,6 +3,7 @@
 //!
 //! [`run`] takes already-bound listeners and a shutdown future, so tests bind port 0.
 
+pub mod check;
 pub mod config;
 pub mod devstate;
 mod http;
@@ -10,6 +11,7 @@ mod limiter;
 mod metrics;
 mod room;
 mod session;
+pub mod tls;
 pub mod turn;
 mod visits;
 mod web;
@@ -40,6 +42,9 @@ pub struct Settings {
     pub join_rate: (f64, u32),
     /// TURN servers and the REST secret for participants' credentials; none: no relay.
     pub turn: Option<turn::TurnSettings>,
+    /// HTTPS certificate and key for the public listener; none: plain HTTP (dev, or TLS
+    /// terminated in front of bedside).
+    pub tls: Option<tls::TlsFiles>,
 }
 
 impl Settings {
@@ -90,6 +95,7 @@ impl AppState {
 /// A started server: the media engine is up; [`Server::serve`] runs the listeners.
 pub struct Server {
     state: Arc<AppState>,
+    tls: Option<(tls::TlsFiles, Arc<rustls::ServerConfig>)>,
 }
 
 impl Server {
@@ -98,6 +104,13 @@ impl Server {
         let metrics = Metrics::new();
         let sfu_metrics = SfuMetrics::new(&metrics.registry)
             .map_err(|e| std::io::Error::other(format!("metrics registry: {e}")))?;
+        let tls = match settings.tls {
+            Some(files) => {
+                let config = tls::load(&files).map_err(std::io::Error::other)?;
+                Some((files, config))
+            }
+            None => None,
+        };
         let routing = settings.sfu.routing.clone();
         let sfu = Sfu::start(settings.sfu, sfu_metrics)?;
         let visit_context = visits::VisitContext {
@@ -120,6 +133,7 @@ impl Server {
                 turn: settings.turn,
                 next_participant: AtomicU64::new(1),
             }),
+            tls,
         })
     }
 
@@ -136,21 +150,46 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let public = axum::serve(
-            http,
-            http::public_router(self.state.clone())
-                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(wait_for(stop_rx.clone()));
         let admin = axum::serve(admin, http::admin_router(self.state.clone()))
-            .with_graceful_shutdown(wait_for(stop_rx));
+            .with_graceful_shutdown(wait_for(stop_rx.clone()));
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
+        let Some((files, config)) = self.tls else {
+            let public = axum::serve(
+                http,
+                http::public_router(self.state.clone(), false)
+                    .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(wait_for(stop_rx.clone()));
+            let (a, b) = tokio::join!(public, admin);
+            return a.and(b);
+        };
+        let live = axum_server::tls_rustls::RustlsConfig::from_config(config);
+        let watcher = tokio::spawn(tls::watch(files, live.clone()));
+        let handle = axum_server::Handle::new();
+        let stopper = handle.clone();
+        let mut stop = stop_rx;
+        tokio::spawn(async move {
+            let _ = stop.wait_for(|s| *s).await;
+            stopper.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+        });
+        let public = axum_server::from_tcp_rustls(http.into_std()?, live)
+            .handle(handle)
+            .serve(
+                http::public_router(self.state.clone(), true)
+                    .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            );
         let (a, b) = tokio::join!(public, admin);
+        watcher.abort();
         a.and(b)
     }
+}
+
+/// Serves a plain-HTTP listener that redirects every request to HTTPS on `https_port`.
+pub async fn serve_redirect(listener: TcpListener, https_port: u16) -> std::io::Result<()> {
+    axum::serve(listener, http::redirect_router(https_port)).await
 }
 
 async fn wait_for(mut rx: tokio::sync::watch::Receiver<bool>) {

@@ -47,6 +47,17 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Validate configs and print what would listen and be advertised; refuse weak settings.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+        /// bedside-turn's config, to check its peer policy and that its secret is separate.
+        #[arg(long)]
+        turn_config: Option<PathBuf>,
+        /// bedside-recorder's config, to check its key-encryption key.
+        #[arg(long)]
+        recorder_config: Option<PathBuf>,
+    },
     /// Audit log tools.
     Audit {
         #[command(subcommand)]
@@ -89,6 +100,20 @@ enum AuditCommand {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Check {
+            config,
+            turn_config,
+            recorder_config,
+        } => {
+            let report =
+                bedside::check::check(&config, turn_config.as_deref(), recorder_config.as_deref());
+            println!("{}:", config.display());
+            print!("{}", report.render());
+            if !report.ok() {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Audit {
             command: AuditCommand::Verify { file },
         } => {
@@ -230,6 +255,7 @@ async fn dev(
         audit,
         join_rate: (10.0, 60),
         turn: Some(turn.settings),
+        tls: None,
     };
     let http = tokio::net::TcpListener::bind(listen)
         .await
@@ -343,6 +369,13 @@ async fn serve(config: Config) -> Result<()> {
             config.signaling.join_burst,
         ),
         turn: config.turn_settings()?,
+        tls: match (&config.http.tls_cert, &config.http.tls_key) {
+            (Some(cert), Some(key)) => Some(bedside::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
     };
     let http = tokio::net::TcpListener::bind(config.http.listen)
         .await
@@ -350,7 +383,18 @@ async fn serve(config: Config) -> Result<()> {
     let admin = tokio::net::TcpListener::bind(config.admin.listen)
         .await
         .with_context(|| format!("binding [admin] listen {}", config.admin.listen))?;
-    let server = Server::start(settings).context("starting the media engine")?;
+    let server = Server::start(settings).context("starting the server")?;
+    if let Some(addr) = config.http.redirect_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding [http] redirect_listen {addr}"))?;
+        let https_port = config.http.listen.port();
+        tokio::spawn(async move {
+            if let Err(e) = bedside::serve_redirect(listener, https_port).await {
+                tracing::error!(error = %e, "HTTP redirect listener stopped");
+            }
+        });
+    }
     tracing::info!(
         http_port = http.local_addr()?.port(),
         admin_port = admin.local_addr()?.port(),

@@ -168,3 +168,85 @@ fn audit_verify_reports_a_good_log_and_a_tampered_one() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("line 2"));
 }
+
+#[test]
+fn check_prints_the_plan_and_refuses_weak_or_shared_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let token = write("token", "k7Q2vX9pL4mN8rT1wZ6yB3cF5hJ0dG2sA8eU4iO7");
+    let turn_secret = write("turn", "Zr4Yq1Wm8Nx5Lk2Jv7Hc0Bg3Ft6Dp9Sa4Qe1Wr5T");
+    let config = |token: &std::path::Path, turn: &std::path::Path| {
+        write(
+            "bedside.toml",
+            &format!(
+                "[http]\nlisten = \"127.0.0.1:8443\"\n[media]\nbind = \"0.0.0.0:50000\"\n\
+                 advertise = [\"192.0.2.10:0\"]\n[tokens]\nissuer = \"s\"\n\
+                 hs256_secret_file = {:?}\n[turn]\nurls = [\"turns:turn.example.org:443?transport=tcp\"]\n\
+                 secret_file = {:?}\n",
+                token.display().to_string(),
+                turn.display().to_string()
+            ),
+        )
+    };
+    let run = |args: &[&std::path::Path]| {
+        let mut c = Command::new(BIN);
+        c.arg("check").arg("--config").arg(args[0]);
+        if let Some(t) = args.get(1) {
+            c.arg("--turn-config").arg(t);
+        }
+        let out = c.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let good = config(&token, &turn_secret);
+    let (ok, text) = run(&[&good]);
+    assert!(ok, "{text}");
+    assert!(text.contains("192.0.2.10:50000"), "{text}");
+    assert!(text.contains("turns:turn.example.org:443"), "{text}");
+    assert!(!text.contains("k7Q2vX9p"), "check never prints secrets");
+
+    // The same secret for tokens and TURN is refused.
+    let shared = config(&token, &token);
+    let (ok, text) = run(&[&shared]);
+    assert!(!ok);
+    assert!(text.contains("same secret"), "{text}");
+
+    // A placeholder secret is refused.
+    let weak = write("weak", "changeme-changeme-changeme-0123456789");
+    let (ok, text) = run(&[&config(&weak, &turn_secret)]);
+    assert!(!ok);
+    assert!(text.contains("placeholder"), "{text}");
+
+    // TURN relaying to every address is refused.
+    let good = config(&token, &turn_secret);
+    let turn_cfg = write(
+        "turn.toml",
+        &format!(
+            "listen_udp = [\"127.0.0.1:3478\"]\nsecret_file = {:?}\nallow_peer = [\"0.0.0.0/0\"]\nrelay_ipv4 = \"127.0.0.1\"\n",
+            turn_secret.display().to_string()
+        ),
+    );
+    let (ok, text) = run(&[&good, &turn_cfg]);
+    assert!(!ok, "{text}");
+    assert!(text.contains("allow_peer 0.0.0.0/0"), "{text}");
+    assert!(
+        !text.contains("same secret"),
+        "bedside and bedside-turn share the TURN secret: {text}"
+    );
+    // With only the SFU's address allowed, the same pair of configs passes.
+    let narrow = write(
+        "turn2.toml",
+        &format!(
+            "listen_udp = [\"127.0.0.1:3478\"]\nsecret_file = {:?}\nallow_peer = [\"10.1.2.3/32\"]\nrelay_ipv4 = \"127.0.0.1\"\n",
+            turn_secret.display().to_string()
+        ),
+    );
+    let (ok, text) = run(&[&good, &narrow]);
+    assert!(ok, "{text}");
+}

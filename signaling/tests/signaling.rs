@@ -53,6 +53,7 @@ async fn start_with(adjust: impl FnOnce(&mut Settings)) -> TestServer {
             secret: b"turn-secret-for-tests".to_vec(),
             ttl: Duration::from_secs(3600),
         }),
+        tls: None,
     };
     adjust(&mut settings);
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

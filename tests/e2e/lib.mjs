@@ -304,7 +304,7 @@ export async function startTurn({ dir, secretFile, host = '127.0.0.1' }) {
  * HTTP and admin on free loopback ports, media on 127.0.0.1:0. `token(visit, role, extra)`
  * signs with `bedside token --config FILE`.
  */
-export async function startServe({ dir, turnUrls = [], turnSecretFile, issuer = 'e2e-scheduler' }) {
+export async function startServe({ dir, turnUrls = [], turnSecretFile, issuer = 'e2e-scheduler', tls }) {
   const [httpPort, adminPort] = await freePorts(2);
   const tokenSecretFile = join(dir, 'token-secret');
   writeFileSync(tokenSecretFile, `${randomSecret(48)}\n`, { mode: 0o600 });
@@ -312,6 +312,7 @@ export async function startServe({ dir, turnUrls = [], turnSecretFile, issuer = 
   const config = join(dir, 'bedside.toml');
   writeFileSync(config, [
     '[http]', `listen = ${toml(`127.0.0.1:${httpPort}`)}`,
+    ...(tls ? [`tls_cert = ${toml(tls.cert)}`, `tls_key = ${toml(tls.key)}`] : []),
     '[admin]', `listen = ${toml(`127.0.0.1:${adminPort}`)}`,
     '[media]', 'bind = "127.0.0.1:0"',
     '[tokens]', `issuer = ${toml(issuer)}`, `hs256_secret_file = ${toml(tokenSecretFile)}`,
@@ -323,15 +324,17 @@ export async function startServe({ dir, turnUrls = [], turnSecretFile, issuer = 
   ].join('\n'));
   const proc = spawnLogged(BEDSIDE, ['serve', '--config', config],
     { BEDSIDE_LOG: process.env.BEDSIDE_LOG || 'info' });
-  const web = `http://127.0.0.1:${httpPort}`;
+  const web = `${tls ? 'https' : 'http'}://127.0.0.1:${httpPort}`;
+  // The admin listener is plain HTTP either way, so readiness needs no certificate trust.
   await waitFor(async () => {
     if (proc.child.exitCode !== null) throw new Error(`bedside serve exited: ${proc.logs()}`);
-    return fetch(`${web}/readyz`).then((r) => r.ok, () => false);
+    return fetch(`http://127.0.0.1:${adminPort}/healthz`).then((r) => r.ok, () => false);
   }, { timeout: 20000, interval: 100, what: 'bedside serve to be ready' });
   return {
     ...proc,
     pid: proc.child.pid,
     web,
+    httpPort,
     admin: `http://127.0.0.1:${adminPort}`,
     config,
     token(visitId, role, extra = []) {

@@ -1,0 +1,309 @@
+//! `bedside check`: validates the configs of a deployment and prints what it would listen on
+//! and advertise, refusing weak settings that a hospital's review should never pass: a short,
+//! placeholder or reused secret, TURN relaying to every address, recording without a usable
+//! key-encryption key. It reads secrets only to judge them and never prints them.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::config::{read_secret_file, Config};
+
+/// The verdict: what was found (for people) and what is refused.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub lines: Vec<String>,
+    pub warnings: Vec<String>,
+    pub refusals: Vec<String>,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.refusals.is_empty()
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for l in &self.lines {
+            let _ = writeln!(out, "  {l}");
+        }
+        for w in &self.warnings {
+            let _ = writeln!(out, "warning: {w}");
+        }
+        for r in &self.refusals {
+            let _ = writeln!(out, "refused: {r}");
+        }
+        let _ = writeln!(
+            out,
+            "{}",
+            if self.ok() {
+                "check passed"
+            } else {
+                "check FAILED: fix the refusals above"
+            }
+        );
+        out
+    }
+}
+
+const PLACEHOLDERS: [&str; 6] = [
+    "changeme",
+    "change-me",
+    "secret",
+    "password",
+    "example",
+    "xxxxxxxx",
+];
+
+/// Why a secret is weak, if it is.
+fn weakness(secret: &[u8]) -> Option<&'static str> {
+    if secret.len() < 32 {
+        return Some("shorter than 32 bytes");
+    }
+    let distinct: HashSet<u8> = secret.iter().copied().collect();
+    if distinct.len() < 10 {
+        return Some("too repetitive to be random");
+    }
+    let lower = String::from_utf8_lossy(secret).to_ascii_lowercase();
+    if PLACEHOLDERS.iter().any(|p| lower.contains(p)) {
+        return Some("contains a placeholder word");
+    }
+    None
+}
+
+fn read_raw(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).trim().as_bytes().to_vec())
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// Checks `bedside.toml` and, when given, the TURN and recorder configs of the same site.
+pub fn check(config: &Path, turn: Option<&Path>, recorder: Option<&Path>) -> Report {
+    let mut r = Report::default();
+    let c = match Config::load(config, std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            r.refusals.push(e.to_string());
+            return r;
+        }
+    };
+    let mut secrets: Vec<(&'static str, Vec<u8>)> = Vec::new();
+    let scheme = if c.http.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    r.lines
+        .push(format!("web + signaling: {scheme}://{}", c.http.listen));
+    if let Some(redirect) = c.http.redirect_listen {
+        r.lines
+            .push(format!("HTTP redirect:   http://{redirect} -> https"));
+    }
+    r.lines
+        .push(format!("admin, /metrics: http://{}", c.admin.listen));
+    let advertised: Vec<String> = c
+        .media
+        .advertise
+        .iter()
+        .map(|a| {
+            let port = if a.port() == 0 {
+                c.media.bind.port()
+            } else {
+                a.port()
+            };
+            format!("{}:{port}", a.ip())
+        })
+        .collect();
+    r.lines.push(format!(
+        "media (UDP):     bound {}, advertised {}",
+        c.media.bind,
+        if advertised.is_empty() {
+            c.media.bind.to_string()
+        } else {
+            advertised.join(", ")
+        }
+    ));
+    r.lines.push(format!(
+        "TURN URLs:       {}",
+        if c.turn.urls.is_empty() {
+            "none".into()
+        } else {
+            c.turn.urls.join(", ")
+        }
+    ));
+    r.lines
+        .push(format!("audit log:       {}", c.audit.path.display()));
+    match (&c.http.tls_cert, &c.http.tls_key) {
+        (Some(cert), Some(key)) => {
+            if let Err(e) = crate::tls::load(&crate::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }) {
+                r.refusals.push(e.to_string());
+            }
+        }
+        _ if !c.http.listen.ip().is_loopback() => r.warnings.push(
+            "[http] has no TLS certificate: only run it so behind a TLS-terminating proxy".into(),
+        ),
+        _ => {}
+    }
+    if !c.admin.listen.ip().is_loopback() {
+        r.warnings.push(format!(
+            "[admin] listen {} is not loopback: firewall it from patients' networks",
+            c.admin.listen
+        ));
+    }
+    if c.tokens.issuer.is_none() {
+        r.warnings
+            .push("[tokens] issuer is unset: tokens of any issuer are accepted".into());
+    }
+    if let Some(path) = &c.tokens.hs256_secret_file {
+        match read_secret_file(path) {
+            Ok(s) => secrets.push(("[tokens] hs256_secret_file", s)),
+            Err(e) => r.refusals.push(e.to_string()),
+        }
+    }
+    r.lines.push(format!(
+        "join tokens:     {} public key(s), HS256 {}",
+        c.tokens.public_keys.len(),
+        if c.tokens.hs256_secret_file.is_some() {
+            "on"
+        } else {
+            "off"
+        }
+    ));
+    if let Err(e) = c.token_verifier() {
+        r.refusals.push(e.to_string());
+    }
+    if let Some(path) = &c.turn.secret_file {
+        match read_raw(path) {
+            Ok(s) => secrets.push((
+                "[turn] secret_file",
+                s.split(|b| *b == b'\n').next().unwrap_or_default().to_vec(),
+            )),
+            Err(e) => r.refusals.push(e),
+        }
+    }
+    if let Some(path) = turn {
+        check_turn(path, &mut r, &mut secrets);
+    }
+    if let Some(path) = recorder {
+        check_recorder(path, &mut r, &mut secrets);
+    }
+    for (name, s) in &secrets {
+        if let Some(why) = weakness(s) {
+            r.refusals
+                .push(format!("{name}: the secret is weak ({why})"));
+        }
+    }
+    // bedside and bedside-turn share the TURN secret by design; secrets of different purposes
+    // must differ.
+    let purpose = |name: &'static str| -> &'static str {
+        if name.contains("turn") {
+            "turn"
+        } else {
+            name
+        }
+    };
+    for (i, (a, sa)) in secrets.iter().enumerate() {
+        for (b, sb) in &secrets[i + 1..] {
+            if sa == sb && purpose(a) != purpose(b) {
+                r.refusals.push(format!(
+                    "{a} and {b} hold the same secret: every secret must be separate"
+                ));
+            }
+        }
+    }
+    r
+}
+
+fn check_turn(path: &Path, r: &mut Report, secrets: &mut Vec<(&'static str, Vec<u8>)>) {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            return r
+                .refusals
+                .push(format!("cannot read {}: {e}", path.display()))
+        }
+    };
+    let mut t = match bedside_turn::Config::from_toml(&text, path) {
+        Ok(t) => t,
+        Err(e) => return r.refusals.push(e.to_string()),
+    };
+    if let Err(e) = t.validate() {
+        return r.refusals.push(format!("{}: {e}", path.display()));
+    }
+    r.lines.push(format!(
+        "TURN listeners:  udp {:?}, tcp {:?}, tls+tcp {:?}",
+        t.listen_udp, t.listen_tcp, t.listen_tls
+    ));
+    for cidr in &t.allow_peer {
+        let text = cidr.to_string();
+        let prefix: u8 = text
+            .rsplit_once('/')
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or(0);
+        let v6 = text.contains(':');
+        if (!v6 && prefix < 8) || (v6 && prefix < 16) {
+            r.refusals.push(format!(
+                "TURN allow_peer {text} opens relaying to nearly every address: list only the SFU's media addresses"
+            ));
+        }
+    }
+    if t.allow_peer.is_empty() {
+        r.lines
+            .push("TURN peers:      public addresses only (no allow-list)".into());
+    } else {
+        r.lines.push(format!(
+            "TURN peers:      public addresses and {} allowed range(s)",
+            t.allow_peer.len()
+        ));
+    }
+    if let Some(file) = &t.secret_file {
+        match read_raw(file) {
+            Ok(s) => secrets.push((
+                "bedside-turn secret_file",
+                s.split(|b| *b == b'\n').next().unwrap_or_default().to_vec(),
+            )),
+            Err(e) => r.refusals.push(e),
+        }
+    }
+}
+
+fn check_recorder(path: &Path, r: &mut Report, secrets: &mut Vec<(&'static str, Vec<u8>)>) {
+    let c = match bedside_recorder::Config::load(path) {
+        Ok(c) => c,
+        Err(e) => return r.refusals.push(format!("{}: {e}", path.display())),
+    };
+    match c.keyring() {
+        Ok(_) => r.lines.push(format!(
+            "recordings:      {} (KEK id {})",
+            c.storage_dir.display(),
+            c.kek_id
+        )),
+        Err(e) => r.refusals.push(format!(
+            "recording is configured without a usable key-encryption key: {e}"
+        )),
+    }
+    if let Some(file) = &c.kek_file {
+        if let Ok(s) = read_raw(file) {
+            secrets.push(("recorder kek_file", s));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weak_secrets_are_named() {
+        assert_eq!(weakness(b"short"), Some("shorter than 32 bytes"));
+        assert_eq!(weakness(&[b'a'; 40]), Some("too repetitive to be random"));
+        assert_eq!(
+            weakness(b"changeme-changeme-0123456789abcdefgh"),
+            Some("contains a placeholder word")
+        );
+        assert_eq!(weakness(b"k7Q2vX9pL4mN8rT1wZ6yB3cF5hJ0dG2sA8eU4iO7"), None);
+    }
+}
