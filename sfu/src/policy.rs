@@ -171,77 +171,50 @@ impl Default for RoutingTable {
     /// DESIGN.md's defaults.
     fn default() -> Self {
         let clinicians: &[&str] = &["provider", "chaperone", "supervisor"];
+        // Rules every visit type shares: clinicians receive everything, the interpreter all
+        // audio and the provider's and patient's video, the recorder what may be recorded.
+        let common = |patient: Vec<&str>, caregiver: Vec<&str>| {
+            table(&[
+                (Role::Provider, &["*"]),
+                (Role::Chaperone, &["*"]),
+                (Role::Supervisor, &["*"]),
+                (Role::Patient, &patient),
+                (Role::Caregiver, &caregiver),
+                (
+                    Role::Interpreter,
+                    &[
+                        "*:microphone",
+                        "provider:camera",
+                        "patient:camera",
+                        "provider:screen",
+                    ],
+                ),
+                (Role::Recorder, &["*:microphone", "*:camera"]),
+            ])
+        };
         let consult = VisitPolicy {
             publish: default_publish(),
-            receive: table(&[
-                (Role::Provider, &["*"]),
-                (Role::Chaperone, &["*"]),
-                (Role::Supervisor, &["*"]),
-                (
-                    Role::Patient,
-                    &[clinicians, &["interpreter", "caregiver"]].concat(),
-                ),
-                (
-                    Role::Caregiver,
-                    &[clinicians, &["patient", "interpreter"]].concat(),
-                ),
-                (
-                    Role::Interpreter,
-                    &[
-                        "*:microphone",
-                        "provider:camera",
-                        "patient:camera",
-                        "provider:screen",
-                    ],
-                ),
-                (Role::Recorder, &["*:microphone", "*:camera"]),
-            ]),
+            receive: common(
+                [clinicians, &["interpreter", "caregiver"]].concat(),
+                [clinicians, &["patient", "interpreter"]].concat(),
+            ),
         };
+        // In a group, patients and caregivers hear each other and see each other only when
+        // shown.
+        let group_member = [
+            clinicians,
+            &[
+                "interpreter",
+                "caregiver:microphone",
+                "patient:microphone",
+                "patient:camera+shown",
+                "caregiver:camera+shown",
+            ],
+        ]
+        .concat();
         let group = VisitPolicy {
             publish: default_publish(),
-            receive: table(&[
-                (Role::Provider, &["*"]),
-                (Role::Chaperone, &["*"]),
-                (Role::Supervisor, &["*"]),
-                (
-                    Role::Patient,
-                    &[
-                        clinicians,
-                        &[
-                            "interpreter",
-                            "caregiver:microphone",
-                            "patient:microphone",
-                            "patient:camera+shown",
-                            "caregiver:camera+shown",
-                        ],
-                    ]
-                    .concat(),
-                ),
-                (
-                    Role::Caregiver,
-                    &[
-                        clinicians,
-                        &[
-                            "interpreter",
-                            "caregiver:microphone",
-                            "patient:microphone",
-                            "patient:camera+shown",
-                            "caregiver:camera+shown",
-                        ],
-                    ]
-                    .concat(),
-                ),
-                (
-                    Role::Interpreter,
-                    &[
-                        "*:microphone",
-                        "provider:camera",
-                        "patient:camera",
-                        "provider:screen",
-                    ],
-                ),
-                (Role::Recorder, &["*:microphone", "*:camera"]),
-            ]),
+            receive: common(group_member.clone(), group_member),
         };
         RoutingTable { consult, group }
     }
