@@ -2,13 +2,11 @@
 //! publishing audio and video over real ICE, DTLS and SRTP, each hearing and seeing the other
 //! two with little loss.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bedside::{Server, Settings};
 use bedside_audit::AuditLog;
 use bedside_load::{run_step, MediaShape, StepConfig, TokenSource};
-use bedside_sfu::{RoutingTable, SfuConfig};
 use bedside_token::Verifier;
 
 const SECRET: &[u8] = b"load-test-secret-load-test-secret";
@@ -17,19 +15,10 @@ const ISSUER: &str = "load-test";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_participants_each_receive_the_other_two() {
     let dir = tempfile::tempdir().unwrap();
-    let settings = Settings {
-        verifier: Verifier::hs256(SECRET, Some(ISSUER), 5),
-        join_timeout: Duration::from_secs(5),
-        sfu: SfuConfig {
-            bind: "127.0.0.1:0".parse().unwrap(),
-            advertise: vec![],
-            routing: Arc::new(RoutingTable::default()),
-        },
-        limits: Settings::default_limits(),
-        audit: AuditLog::open(&dir.path().join("audit.jsonl")).unwrap(),
-        join_rate: (100.0, 1000),
-        turn: None,
-    };
+    let settings = Settings::loopback(
+        Verifier::hs256(SECRET, Some(ISSUER), 5),
+        AuditLog::open(&dir.path().join("audit.jsonl")).unwrap(),
+    );
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = http.local_addr().unwrap();

@@ -48,6 +48,26 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Settings for a server on loopback with a media socket on a free port, the default
+    /// routing table and limits, no TURN and no TLS: tests and tools start from this and
+    /// change what they need, so a new field does not break them.
+    pub fn loopback(verifier: Verifier, audit: AuditLog) -> Settings {
+        Settings {
+            verifier,
+            join_timeout: Duration::from_secs(10),
+            sfu: SfuConfig {
+                bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                advertise: Vec::new(),
+                routing: Arc::new(bedside_sfu::RoutingTable::default()),
+            },
+            limits: Self::default_limits(),
+            audit,
+            join_rate: (100.0, 1000),
+            turn: None,
+            tls: None,
+        }
+    }
+
     /// Limits for tests and `bedside dev`.
     pub fn default_limits() -> VisitLimits {
         let limits = |max| RoomLimits {

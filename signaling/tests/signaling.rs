@@ -5,11 +5,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use std::sync::Arc;
-
 use bedside::{Server, Settings};
 use bedside_audit::AuditLog;
-use bedside_sfu::{RoutingTable, SfuConfig};
 use bedside_token::{sign_hs256, Claims, Verifier};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -37,24 +34,16 @@ async fn start() -> TestServer {
 async fn start_with(adjust: impl FnOnce(&mut Settings)) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let audit_path = dir.path().join("audit.jsonl");
-    let mut settings = Settings {
-        verifier: Verifier::hs256(SECRET, Some(ISSUER), 5),
-        join_timeout: Duration::from_secs(2),
-        sfu: SfuConfig {
-            bind: "127.0.0.1:0".parse().unwrap(),
-            advertise: vec![],
-            routing: Arc::new(RoutingTable::default()),
-        },
-        limits: Settings::default_limits(),
-        audit: AuditLog::open(&audit_path).unwrap(),
-        join_rate: (100.0, 1000),
-        turn: Some(bedside::turn::TurnSettings {
-            urls: vec!["turn:127.0.0.1:3478?transport=udp".into()],
-            secret: b"turn-secret-for-tests".to_vec(),
-            ttl: Duration::from_secs(3600),
-        }),
-        tls: None,
-    };
+    let mut settings = Settings::loopback(
+        Verifier::hs256(SECRET, Some(ISSUER), 5),
+        AuditLog::open(&audit_path).unwrap(),
+    );
+    settings.join_timeout = Duration::from_secs(2);
+    settings.turn = Some(bedside::turn::TurnSettings {
+        urls: vec!["turn:127.0.0.1:3478?transport=udp".into()],
+        secret: b"turn-secret-for-tests".to_vec(),
+        ttl: Duration::from_secs(3600),
+    });
     adjust(&mut settings);
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
