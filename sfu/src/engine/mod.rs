@@ -291,6 +291,10 @@ enum Wake {
 struct Engine {
     local_addr: SocketAddr,
     routing: Arc<RoutingTable>,
+    /// One DTLS certificate for every peer, made at start: str0m would otherwise generate a
+    /// key pair per peer on this thread (~140 M instructions, mostly seeding the DRBG), which
+    /// stalled every other peer's media at each join.
+    dtls_cert: Option<str0m::config::DtlsCert>,
     advertise: Vec<SocketAddr>,
     metrics: SfuMetrics,
     forwarder: Forwarder,
@@ -314,8 +318,12 @@ impl Engine {
         routing: Arc<RoutingTable>,
         metrics: SfuMetrics,
     ) -> Self {
+        let dtls_cert = str0m::crypto::from_feature_flags()
+            .dtls_provider
+            .generate_certificate();
         Engine {
             local_addr,
+            dtls_cert,
             forwarder: Forwarder::new(routing.clone()),
             routing,
             advertise,
@@ -568,10 +576,13 @@ impl Engine {
         let sources = self.check_publish(new.visit_type, new.role, &offer, &new.sources)?;
         let offer = SdpOffer::from_sdp_string(&offer).map_err(|_| SfuError::InvalidSdp)?;
         let advertise = self.advertise.clone();
+        let dtls_cert = self.dtls_cert.clone();
         let built = catch_unwind(AssertUnwindSafe(move || {
-            let mut rtc = Rtc::builder()
-                .set_stats_interval(Some(STATS_INTERVAL))
-                .build(now);
+            let mut builder = Rtc::builder().set_stats_interval(Some(STATS_INTERVAL));
+            if let Some(cert) = dtls_cert {
+                builder = builder.set_dtls_cert(cert);
+            }
+            let mut rtc = builder.build(now);
             for addr in advertise {
                 if let Ok(c) = Candidate::host(addr, "udp") {
                     rtc.add_local_candidate(c);
