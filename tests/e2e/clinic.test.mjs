@@ -50,7 +50,9 @@ test('(a) a patient waits, the provider sees the queue entry and admits, then bo
   await join(pat);
   const status = pat.page.getByTestId('waiting-status');
   await status.waitFor({ state: 'visible' });
-  assert.match(await status.textContent(), /next|number 1/);
+  // The screen shows before the server's first `waiting` message fills in the position.
+  await waitFor(async () => /next|number 1/.test(await status.textContent()),
+    { what: 'the waiting position', timeout: 10000 });
   const entry = doc.page.getByTestId('queue-entry');
   await entry.waitFor({ state: 'visible' });
   const text = await entry.textContent();
