@@ -71,6 +71,11 @@ fn weakness(secret: &[u8]) -> Option<&'static str> {
     None
 }
 
+/// The first line of a TURN secret file: bedside and bedside-turn use only that one.
+fn first_line(path: &Path) -> Result<Vec<u8>, String> {
+    read_raw(path).map(|s| s.split(|b| *b == b'\n').next().unwrap_or_default().to_vec())
+}
+
 fn read_raw(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path)
         .map(|b| String::from_utf8_lossy(&b).trim().as_bytes().to_vec())
@@ -176,11 +181,8 @@ pub fn check(config: &Path, turn: Option<&Path>, recorder: Option<&Path>) -> Rep
         r.refusals.push(e.to_string());
     }
     if let Some(path) = &c.turn.secret_file {
-        match read_raw(path) {
-            Ok(s) => secrets.push((
-                "[turn] secret_file",
-                s.split(|b| *b == b'\n').next().unwrap_or_default().to_vec(),
-            )),
+        match first_line(path) {
+            Ok(s) => secrets.push(("[turn] secret_file", s)),
             Err(e) => r.refusals.push(e),
         }
     }
@@ -260,11 +262,8 @@ fn check_turn(path: &Path, r: &mut Report, secrets: &mut Vec<(&'static str, Vec<
         ));
     }
     if let Some(file) = &t.secret_file {
-        match read_raw(file) {
-            Ok(s) => secrets.push((
-                "bedside-turn secret_file",
-                s.split(|b| *b == b'\n').next().unwrap_or_default().to_vec(),
-            )),
+        match first_line(file) {
+            Ok(s) => secrets.push(("bedside-turn secret_file", s)),
             Err(e) => r.refusals.push(e),
         }
     }

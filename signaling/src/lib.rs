@@ -97,6 +97,13 @@ pub(crate) struct AppState {
     next_participant: AtomicU64,
 }
 
+/// Appends to the audit log; a failure is logged (codes only) and the request goes on.
+pub(crate) fn record_audit(log: &AuditLog, event: bedside_audit::AuditEvent) {
+    if let Err(e) = log.append(event) {
+        tracing::warn!(error = %e, "audit log append failed");
+    }
+}
+
 impl AppState {
     pub(crate) fn mint_participant_id(&self) -> ParticipantId {
         ParticipantId::from_raw(self.next_participant.fetch_add(1, Ordering::Relaxed))

@@ -15,7 +15,7 @@ use bedside_proto::{
 use bedside_sfu::{NewPeer, PeerEvent, SfuError};
 use bedside_token::{Grant, TokenError};
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::room::{Command, Joiner, Refusal};
 use crate::visits::{JoinError, Membership, ToSession};
@@ -93,9 +93,7 @@ impl Conn {
             code: Some(code.as_str().into()),
             ..AuditEvent::default()
         };
-        if let Err(e) = self.state.audit.append(event) {
-            warn!(error = %e, "audit log append failed");
-        }
+        crate::record_audit(&self.state.audit, event);
     }
 
     async fn close(&mut self, code: u16, reason: &'static str) {
@@ -525,9 +523,7 @@ impl Joined {
                             code: Some("publish_not_allowed".into()),
                             ..AuditEvent::default()
                         };
-                        if let Err(e) = self.conn.state.audit.append(event) {
-                            warn!(error = %e, "audit log append failed");
-                        }
+                        crate::record_audit(&self.conn.state.audit, event);
                         ErrorCode::PublishNotAllowed
                     }
                     SfuError::NegotiationState

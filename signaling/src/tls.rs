@@ -2,7 +2,7 @@
 //! without a restart (on SIGHUP, or when either file changes), so certificate rotation never
 //! drops a visit: open connections keep their session, new ones get the new certificate.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -96,9 +96,4 @@ pub async fn watch(files: TlsFiles, live: RustlsConfig) {
             Err(e) => warn!(error = %e, "TLS certificate reload failed; keeping the old one"),
         }
     }
-}
-
-/// Whether `path` exists and is readable (for `bedside check`).
-pub fn readable(path: &Path) -> bool {
-    std::fs::File::open(path).is_ok()
 }

@@ -10,7 +10,7 @@ use bedside_audit::{AuditEvent, AuditLog};
 use bedside_proto::{ErrorCode, ParticipantId, ServerMessage, VisitId, VisitType};
 use bedside_sfu::Sfu;
 use tokio::sync::{mpsc, oneshot};
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::room::{AuditNote, Command, Departure, Entered, Joiner, Out, Refusal, Room, RoomLimits};
 use crate::Metrics;
@@ -322,9 +322,7 @@ impl VisitTask {
             actor: note.actor.map(|a| a.to_string()),
             code: note.code.map(str::to_owned),
         };
-        if let Err(e) = self.ctx.audit.append(event) {
-            warn!(error = %e, "audit log append failed");
-        }
+        crate::record_audit(&self.ctx.audit, event);
     }
 }
 
