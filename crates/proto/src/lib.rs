@@ -8,8 +8,8 @@ mod role;
 
 pub use ids::{ParticipantId, VisitId};
 pub use messages::{
-    ClientMessage, ErrorCode, IceServer, JoinState, ParticipantInfo, QueueEntry, ServerMessage,
-    Source, TrackInfo, TrackKind, PROTOCOL_VERSION,
+    ClientMessage, ConsentDecision, ConsentInfo, ErrorCode, IceServer, JoinState, ParticipantInfo,
+    QueueEntry, RecorderJob, ServerMessage, Source, TrackInfo, TrackKind, PROTOCOL_VERSION,
 };
 pub use role::{Role, VisitType};
 

@@ -63,11 +63,21 @@ pub enum ClientMessage {
     NotifyWaiting { text: String },
     /// Show or hide one's own video from other patients (group visits).
     ShowVideo { show: bool },
+    /// Provider: start recording the visit. Everyone present is asked for consent; only
+    /// consenting participants are recorded. Refused unless recording is enabled in config.
+    RecordStart,
+    /// Provider: stop recording the visit.
+    RecordStop,
+    /// Consent to being recorded, naming the version of the consent text that was shown.
+    ConsentAccept { text_version: String },
+    /// Decline being recorded, or withdraw an earlier consent (recording of this participant's
+    /// tracks stops).
+    ConsentDecline { text_version: String },
 }
 
 impl ClientMessage {
     /// The `type` values of every client message, for telling unknown types from bad JSON.
-    pub const KNOWN_TYPES: [&'static str; 13] = [
+    pub const KNOWN_TYPES: [&'static str; 17] = [
         "join",
         "offer",
         "answer",
@@ -81,6 +91,10 @@ impl ClientMessage {
         "end_visit",
         "notify_waiting",
         "show_video",
+        "record_start",
+        "record_stop",
+        "consent_accept",
+        "consent_decline",
     ];
 
     pub fn type_name(&self) -> &'static str {
@@ -98,6 +112,10 @@ impl ClientMessage {
             ClientMessage::EndVisit => "end_visit",
             ClientMessage::NotifyWaiting { .. } => "notify_waiting",
             ClientMessage::ShowVideo { .. } => "show_video",
+            ClientMessage::RecordStart => "record_start",
+            ClientMessage::RecordStop => "record_stop",
+            ClientMessage::ConsentAccept { .. } => "consent_accept",
+            ClientMessage::ConsentDecline { .. } => "consent_decline",
         }
     }
 }
@@ -146,6 +164,19 @@ pub enum ServerMessage {
     Left,
     /// Answer to `ping`.
     Pong,
+    /// A provider asked to record: show `text` and answer `consent_accept` or
+    /// `consent_decline` with `text_version`. Until then this participant is not recorded.
+    ConsentRequest { text_version: String, text: String },
+    /// The visit's recording state, sent to everyone admitted on every change. `recorded`:
+    /// something is being recorded now (show the recording indicator); `you`: this
+    /// participant's own tracks are among it.
+    Recording {
+        active: bool,
+        recorded: bool,
+        you: bool,
+    },
+    /// For the recorder only: a consent decision, for the recording's metadata.
+    ConsentRecorded { consent: ConsentInfo },
     /// Something went wrong; `code` is stable, `message` is for people.
     Error { code: ErrorCode, message: String },
 }
@@ -160,6 +191,35 @@ pub struct ParticipantInfo {
     /// "Show my video" (group visits): other patients see this participant's camera.
     #[serde(default)]
     pub shown: bool,
+}
+
+/// One consent decision (opaque participant id; no names).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentInfo {
+    pub participant: ParticipantId,
+    pub decision: ConsentDecision,
+    /// Unix time in milliseconds when the server received the decision.
+    pub at_unix_ms: u64,
+    /// The version of the consent text the participant was shown.
+    pub text_version: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentDecision {
+    Accepted,
+    Declined,
+    /// An earlier consent taken back: recording of this participant stops.
+    Withdrawn,
+}
+
+/// A job sent by `bedside` to a recorder agent over `/v1/recorder` (a WebSocket authenticated
+/// with the recorder secret as a bearer token). The agent then joins `visit` over `/v1/signal`
+/// like any participant, with `ticket` as its join token (single use, valid for a minute).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RecorderJob {
+    Record { visit: VisitId, ticket: String },
 }
 
 /// Whether a joined session is in the visit or in its waiting room.
@@ -306,11 +366,20 @@ pub enum ErrorCode {
     PublishNotAllowed,
     /// The command names a participant who is not (or no longer) there.
     UnknownParticipant,
+    /// Recording is not enabled on this server.
+    RecordingDisabled,
+    /// No recorder is connected, or the visit is not recording (for `record_stop`).
+    RecordingUnavailable,
+    /// The consent answer names another version of the consent text than the one asked, or
+    /// nothing was asked.
+    ConsentMismatch,
+    /// A provider stopped the recording (sent to the recorder; the socket closes).
+    RecordingStopped,
 }
 
 impl ErrorCode {
     /// Every code, for metrics that should show zeros rather than gaps.
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 29] = [
         ErrorCode::InvalidMessage,
         ErrorCode::MessageTooLarge,
         ErrorCode::UnknownType,
@@ -336,6 +405,10 @@ impl ErrorCode {
         ErrorCode::NotAdmitted,
         ErrorCode::PublishNotAllowed,
         ErrorCode::UnknownParticipant,
+        ErrorCode::RecordingDisabled,
+        ErrorCode::RecordingUnavailable,
+        ErrorCode::ConsentMismatch,
+        ErrorCode::RecordingStopped,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -365,6 +438,10 @@ impl ErrorCode {
             ErrorCode::NotAdmitted => "not_admitted",
             ErrorCode::PublishNotAllowed => "publish_not_allowed",
             ErrorCode::UnknownParticipant => "unknown_participant",
+            ErrorCode::RecordingDisabled => "recording_disabled",
+            ErrorCode::RecordingUnavailable => "recording_unavailable",
+            ErrorCode::ConsentMismatch => "consent_mismatch",
+            ErrorCode::RecordingStopped => "recording_stopped",
         }
     }
 
@@ -386,6 +463,7 @@ impl ErrorCode {
                 | ErrorCode::Removed
                 | ErrorCode::WaitTimeout
                 | ErrorCode::SessionReplaced
+                | ErrorCode::RecordingStopped
         )
     }
 }
