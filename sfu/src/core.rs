@@ -51,6 +51,9 @@ struct PeerEntry {
     role: Role,
     /// "Show my video" (group visits): rules marked `+shown` apply only when on.
     shown: bool,
+    /// The visit is recording and this participant consented: the recorder role receives
+    /// this participant's tracks only while it is on.
+    recordable: bool,
 }
 
 #[derive(Debug)]
@@ -121,6 +124,7 @@ impl Forwarder {
                 visit_type,
                 role,
                 shown: visit_type == VisitType::Consult,
+                recordable: false,
             },
         );
         let mut tracks: Vec<TrackId> = self
@@ -153,6 +157,29 @@ impl Forwarder {
             return;
         }
         p.shown = shown;
+        self.reroute_publisher(peer);
+    }
+
+    /// Recording consent changed (the visit records and this participant consented, or not):
+    /// the recorder receives this publisher's tracks only while `recordable` is on.
+    pub fn handle_recordable_changed(
+        &mut self,
+        _now: Instant,
+        peer: ParticipantId,
+        recordable: bool,
+    ) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if p.recordable == recordable {
+            return;
+        }
+        p.recordable = recordable;
+        self.reroute_publisher(peer);
+    }
+
+    /// Subscriptions to `peer`'s tracks follow the policy after a change of its flags.
+    fn reroute_publisher(&mut self, peer: ParticipantId) {
         let mut published: Vec<TrackId> = self
             .tracks
             .iter()
@@ -187,6 +214,8 @@ impl Forwarder {
         };
         t.publisher != subscriber
             && s.visit == t.visit
+            // The recorder gets only what consent allows (DESIGN.md "Recording").
+            && (s.role != Role::Recorder || p.recordable)
             && self
                 .policy
                 .policy(s.visit_type)

@@ -28,6 +28,38 @@ pub struct Config {
     pub routing: RoutingTable,
     pub audit: AuditConfig,
     pub turn: TurnConfig,
+    pub recording: RecordingConfig,
+}
+
+/// Recording (DESIGN.md "Recording"): off unless enabled. The recorder itself
+/// (`bedside-recorder run`) has its own config with the storage and the key-encryption key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingConfig {
+    pub enabled: bool,
+    /// Version of the consent text, stored with every consent decision (letters, digits,
+    /// `.`, `-`, `_`; up to 64). Change it whenever `consent_text` changes.
+    pub consent_text_version: String,
+    /// What participants are asked to agree to.
+    pub consent_text: String,
+    /// File whose first line is the secret recorder agents authenticate with on
+    /// `/v1/recorder` (the same file as the recorder's `secret_file`).
+    pub recorder_secret_file: Option<PathBuf>,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        RecordingConfig {
+            enabled: false,
+            consent_text_version: "1".into(),
+            consent_text: "Your clinician would like to record this visit. The recording is \
+                           encrypted and kept as your care provider's policy requires. Only \
+                           participants who agree are recorded, and you can withdraw at any \
+                           time."
+                .into(),
+            recorder_secret_file: None,
+        }
+    }
 }
 
 /// The TURN servers participants are sent to (`bedside-turn`), and the shared REST secret.
@@ -406,6 +438,35 @@ impl Config {
                 "[http] redirect_listen needs tls_cert and tls_key (it redirects to HTTPS)".into(),
             ));
         }
+        if self.recording.enabled {
+            let v = &self.recording.consent_text_version;
+            if v.is_empty()
+                || v.len() > 64
+                || !v
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c))
+            {
+                return Err(ConfigError::Invalid(
+                    "[recording] consent_text_version must be 1 to 64 letters, digits, `.`, `-` \
+                     or `_`"
+                        .into(),
+                ));
+            }
+            if self.recording.consent_text.trim().is_empty()
+                || self.recording.consent_text.len() > 4000
+            {
+                return Err(ConfigError::Invalid(
+                    "[recording] consent_text must be 1 to 4000 bytes".into(),
+                ));
+            }
+            if self.recording.recorder_secret_file.is_none() {
+                return Err(ConfigError::Invalid(
+                    "[recording] enabled needs recorder_secret_file (recorder agents authenticate \
+                     with it)"
+                        .into(),
+                ));
+            }
+        }
         if self.http.listen == self.admin.listen {
             return Err(ConfigError::Invalid(
                 "[http] listen and [admin] listen must differ: metrics stay off the public port"
@@ -429,21 +490,27 @@ impl Config {
         let (false, Some(path)) = (self.turn.urls.is_empty(), &self.turn.secret_file) else {
             return Ok(None);
         };
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let secret = text.lines().next().unwrap_or("").trim().as_bytes().to_vec();
-        if secret.len() < 32 {
-            return Err(ConfigError::Invalid(format!(
-                "the TURN secret in {} is shorter than 32 bytes",
-                path.display()
-            )));
-        }
+        let secret = read_first_line_secret(path, "TURN")?;
         Ok(Some(crate::turn::TurnSettings {
             urls: self.turn.urls.clone(),
             secret,
             ttl: std::time::Duration::from_secs(self.turn.credential_ttl_seconds),
+        }))
+    }
+
+    /// The recording settings from `[recording]`, reading the recorder secret; none when off.
+    pub fn recording_settings(&self) -> Result<Option<crate::RecordingSettings>, ConfigError> {
+        let (true, Some(path)) = (self.recording.enabled, &self.recording.recorder_secret_file)
+        else {
+            return Ok(None);
+        };
+        let secret = read_first_line_secret(path, "recorder")?;
+        Ok(Some(crate::RecordingSettings {
+            consent: crate::ConsentText {
+                version: self.recording.consent_text_version.clone(),
+                text: self.recording.consent_text.clone(),
+            },
+            recorder_secret: secret,
         }))
     }
 
@@ -473,6 +540,23 @@ impl Config {
         )
         .map_err(|e| ConfigError::Invalid(format!("[tokens]: {e}")))
     }
+}
+
+/// Reads the first line of a secret file shared with another program (bedside-turn,
+/// bedside-recorder), trimmed; refuses secrets under 32 bytes.
+fn read_first_line_secret(path: &Path, what: &str) -> Result<Vec<u8>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let secret = text.lines().next().unwrap_or("").trim().as_bytes().to_vec();
+    if secret.len() < 32 {
+        return Err(ConfigError::Invalid(format!(
+            "the {what} secret in {} is shorter than 32 bytes",
+            path.display()
+        )));
+    }
+    Ok(secret)
 }
 
 /// Reads a secret file, trimming surrounding whitespace; refuses secrets under 32 bytes.

@@ -28,6 +28,7 @@ pub(crate) fn public_router(state: Arc<AppState>, https: bool) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(|| async { "ready\n" }))
         .route("/v1/signal", get(signal))
+        .route("/v1/recorder", get(recorder))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .with_state(state);
     if https {
@@ -82,6 +83,32 @@ async fn signal(
     ws.max_message_size(WS_HARD_LIMIT)
         .max_frame_size(WS_HARD_LIMIT)
         .on_upgrade(move |socket| session::run(state, socket, peer.ip()))
+}
+
+/// A recorder agent's control socket (`bedside-recorder run`); 404 when recording is off.
+async fn recorder(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let Some(recorders) = state.recorders.clone() else {
+        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    };
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok());
+    if !recorders.authorised(auth) {
+        crate::record_audit(
+            &state.audit,
+            bedside_audit::AuditEvent {
+                kind: "refuse".into(),
+                code: Some("recorder_unauthorised".into()),
+                ..Default::default()
+            },
+        );
+        return (StatusCode::UNAUTHORIZED, "unauthorised\n").into_response();
+    }
+    ws.on_upgrade(move |socket| recorders.serve_agent(socket))
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {

@@ -9,6 +9,7 @@ pub mod devstate;
 mod http;
 mod limiter;
 mod metrics;
+mod recorders;
 mod room;
 mod session;
 pub mod tls;
@@ -28,7 +29,7 @@ use bedside_token::Verifier;
 use tokio::net::TcpListener;
 
 pub use metrics::Metrics;
-pub use room::RoomLimits;
+pub use room::{ConsentText, RoomLimits};
 pub use visits::VisitLimits;
 
 /// What a running server is made of; built once at start-up, shared read-only.
@@ -45,6 +46,17 @@ pub struct Settings {
     /// HTTPS certificate and key for the public listener; none: plain HTTP (dev, or TLS
     /// terminated in front of bedside).
     pub tls: Option<tls::TlsFiles>,
+    /// Recording (off unless enabled in config): the consent text and the secret recorder
+    /// agents authenticate with.
+    pub recording: Option<RecordingSettings>,
+}
+
+/// What recording needs on the signaling side.
+#[derive(Clone)]
+pub struct RecordingSettings {
+    pub consent: ConsentText,
+    /// Recorder agents present this as a bearer token on `/v1/recorder`.
+    pub recorder_secret: Vec<u8>,
 }
 
 impl Settings {
@@ -65,6 +77,7 @@ impl Settings {
             join_rate: (100.0, 1000),
             turn: None,
             tls: None,
+            recording: None,
         }
     }
 
@@ -94,6 +107,7 @@ pub(crate) struct AppState {
     pub(crate) join_limiter: limiter::JoinLimiter,
     pub(crate) routing: Arc<bedside_sfu::RoutingTable>,
     pub(crate) turn: Option<turn::TurnSettings>,
+    pub(crate) recorders: Option<recorders::Recorders>,
     next_participant: AtomicU64,
 }
 
@@ -140,11 +154,17 @@ impl Server {
         };
         let routing = settings.sfu.routing.clone();
         let sfu = Sfu::start(settings.sfu, sfu_metrics)?;
+        let recorders = settings
+            .recording
+            .as_ref()
+            .map(|r| recorders::Recorders::new(r.recorder_secret.clone()));
         let visit_context = visits::VisitContext {
             sfu: sfu.clone(),
             audit: settings.audit.clone(),
             metrics: metrics.clone(),
             limits: settings.limits,
+            recorders: recorders.clone(),
+            consent: settings.recording.map(|r| r.consent),
         };
         Ok(Server {
             state: Arc::new(AppState {
@@ -158,6 +178,7 @@ impl Server {
                 join_limiter: limiter::JoinLimiter::new(settings.join_rate.0, settings.join_rate.1),
                 routing,
                 turn: settings.turn,
+                recorders,
                 next_participant: AtomicU64::new(1),
             }),
             tls,

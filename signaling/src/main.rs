@@ -256,6 +256,7 @@ async fn dev(
         join_rate: (10.0, 60),
         turn: Some(turn.settings),
         tls: None,
+        recording: None,
     };
     let http = tokio::net::TcpListener::bind(listen)
         .await
@@ -369,6 +370,7 @@ async fn serve(config: Config) -> Result<()> {
             config.signaling.join_burst,
         ),
         turn: config.turn_settings()?,
+        recording: config.recording_settings()?,
         tls: match (&config.http.tls_cert, &config.http.tls_key) {
             (Some(cert), Some(key)) => Some(bedside::tls::TlsFiles {
                 cert: cert.clone(),

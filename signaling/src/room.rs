@@ -7,7 +7,8 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bedside_proto::{
-    ErrorCode, ParticipantId, ParticipantInfo, QueueEntry, Role, ServerMessage, VisitType,
+    ConsentDecision, ConsentInfo, ErrorCode, ParticipantId, ParticipantInfo, QueueEntry, Role,
+    ServerMessage, VisitType,
 };
 
 /// Limits of one visit, from the visit type's config.
@@ -42,6 +43,25 @@ pub(crate) enum Command {
     EndVisit,
     NotifyWaiting(String),
     ShowVideo(bool),
+    /// Provider: start recording; `recorder_available`: a recorder agent is connected.
+    RecordStart {
+        recorder_available: bool,
+    },
+    RecordStop,
+    /// A participant's consent decision about the visit's recording, with the consent text
+    /// version they answer and the wall-clock time it arrived.
+    Consent {
+        accept: bool,
+        text_version: String,
+        at_unix_ms: u64,
+    },
+}
+
+/// The consent text participants are shown when a provider starts recording (from config).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentText {
+    pub version: String,
+    pub text: String,
 }
 
 /// How a session ended.
@@ -62,6 +82,8 @@ pub(crate) struct AuditNote {
     pub(crate) role: Role,
     pub(crate) actor: Option<ParticipantId>,
     pub(crate) code: Option<&'static str>,
+    /// The consent text version a consent entry refers to.
+    pub(crate) text_version: Option<String>,
 }
 
 /// Outputs for the visit task.
@@ -75,6 +97,10 @@ pub(crate) enum Out {
     Close(ParticipantId, ErrorCode, String),
     /// The participant's "show my video" changed (the SFU re-routes).
     Shown(ParticipantId, bool),
+    /// The participant's tracks may now (or no longer) go to the recorder.
+    Recordable(ParticipantId, bool),
+    /// The visit records but has no recorder: ask a recorder agent to join.
+    StartRecorder,
     /// A wait ended after this long, this way (`admitted`, `denied`, `left`, `timeout`,
     /// `removed`, `ended`), for the wait-time metric.
     WaitEnded(Duration, &'static str),
@@ -86,6 +112,8 @@ pub(crate) enum Out {
 pub(crate) enum Refusal {
     VisitFull,
     VisitEnded,
+    /// A recorder joined a visit that is not recording.
+    NotRecording,
 }
 
 /// The result of a successful join, for the `joined` message.
@@ -105,6 +133,26 @@ struct Member {
     who: Joiner,
     state: State,
     shown: bool,
+    /// Consent to the current recording (reset when a recording stops).
+    consent: Consent,
+    /// What the SFU was last told (`Out::Recordable`).
+    recordable: bool,
+    /// The last `recording` message sent to this member: (active, recorded, you).
+    recording_sent: Option<(bool, bool, bool)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Consent {
+    /// Not asked (no recording, or not admitted yet).
+    None,
+    Asked,
+    Accepted,
+    Declined,
+}
+
+/// A recording in progress: consent decisions so far, for the recorder's metadata.
+struct Recording {
+    records: Vec<ConsentInfo>,
 }
 
 /// A participant who dropped and may return within the grace period.
@@ -122,6 +170,9 @@ pub(crate) struct Room {
     away: Vec<Away>,
     note: Option<String>,
     ended: bool,
+    /// `None`: recording is not enabled on this server.
+    consent_text: Option<ConsentText>,
+    recording: Option<Recording>,
     out: VecDeque<Out>,
 }
 
@@ -149,8 +200,16 @@ impl Room {
             away: Vec::new(),
             note: None,
             ended: false,
+            consent_text: None,
+            recording: None,
             out: VecDeque::new(),
         }
+    }
+
+    /// Enables recording in this visit with this consent text.
+    pub(crate) fn with_recording(mut self, consent_text: Option<ConsentText>) -> Self {
+        self.consent_text = consent_text;
+        self
     }
 
     /// A session joins. Clinicians enter; patients, caregivers and interpreters wait unless
@@ -163,6 +222,9 @@ impl Room {
         let mut state = None;
         if let Some(pos) = self.members.iter().position(|m| m.who.jti == who.jti) {
             let old = self.members.remove(pos);
+            if old.recordable {
+                self.out.push_back(Out::Recordable(old.who.id, false));
+            }
             self.out.push_back(Out::Close(
                 old.who.id,
                 ErrorCode::SessionReplaced,
@@ -201,11 +263,19 @@ impl Room {
             None,
             Some(if admitted { "admitted" } else { "waiting" }),
         );
+        if who.role == Role::Recorder && self.recording.is_none() {
+            // A recorder arrives for a recording that has stopped meanwhile.
+            self.audit("refuse", &who, None, Some("recording_stopped"));
+            return Err(Refusal::NotRecording);
+        }
         let shown = self.visit_type == VisitType::Consult;
         self.members.push(Member {
             who: who.clone(),
             state,
             shown,
+            consent: Consent::None,
+            recordable: false,
+            recording_sent: None,
         });
         let participants = if admitted {
             let info = self.info(who.id).expect("the member was just added");
@@ -223,6 +293,8 @@ impl Room {
         };
         if !admitted {
             self.queue_changed(now);
+        } else {
+            self.entered_recording_visit(who.id);
         }
         Ok(Entered {
             admitted,
@@ -252,12 +324,30 @@ impl Room {
                 until: now + self.limits.grace,
             });
         }
+        if m.recordable {
+            self.out.push_back(Out::Recordable(id, false));
+        }
         match m.state {
             State::Admitted => {
                 self.broadcast_admitted(ServerMessage::ParticipantLeft { participant: id })
             }
             State::Waiting { .. } => self.queue_changed(now),
         }
+        if self.recording.is_some() {
+            if m.who.role == Role::Recorder && how == Departure::Dropped {
+                // The recorder died: ask for another one; the gap shows in the metadata.
+                self.out.push_back(Out::StartRecorder);
+            }
+            if !self
+                .members
+                .iter()
+                .any(|m| m.state == State::Admitted && m.who.role != Role::Recorder)
+            {
+                // Nobody is left to record.
+                self.stop_recording(None);
+            }
+        }
+        self.sync_recording();
     }
 
     /// A command from participant `from`. Errors are for `from` only.
@@ -288,6 +378,14 @@ impl Room {
                 }
             }
             return Ok(());
+        }
+        if let Command::Consent {
+            accept,
+            text_version,
+            at_unix_ms,
+        } = cmd
+        {
+            return self.consent(from, accept, text_version, at_unix_ms);
         }
         if !runs_visit(actor_role) || !actor_admitted {
             let who = self
@@ -346,6 +444,9 @@ impl Room {
                     return Err(ErrorCode::Forbidden);
                 }
                 let m = self.members.remove(pos);
+                if m.recordable {
+                    self.out.push_back(Out::Recordable(target, false));
+                }
                 self.wait_ended(now, m.state, "removed");
                 self.audit("remove", &m.who, Some(from), None);
                 // No grace: a removed participant who comes back waits again.
@@ -372,7 +473,11 @@ impl Room {
                 self.audit("end_visit", &who, Some(from), None);
                 self.ended = true;
                 self.away.clear();
+                self.recording = None;
                 for m in std::mem::take(&mut self.members) {
+                    if m.recordable {
+                        self.out.push_back(Out::Recordable(m.who.id, false));
+                    }
                     self.wait_ended(now, m.state, "ended");
                     self.out.push_back(Out::Close(
                         m.who.id,
@@ -386,7 +491,43 @@ impl Room {
                 self.note = (!text.trim().is_empty()).then_some(text);
                 self.positions_changed();
             }
-            Command::ShowVideo(_) => unreachable!("handled before the permission check"),
+            Command::RecordStart { recorder_available } => {
+                let Some(text) = self.consent_text.clone() else {
+                    return Err(ErrorCode::RecordingDisabled);
+                };
+                if self.recording.is_some() {
+                    return Ok(());
+                }
+                if !recorder_available {
+                    return Err(ErrorCode::RecordingUnavailable);
+                }
+                let who = self.joiner(from).expect("the actor was found above");
+                self.audit("recording_start", &who, Some(from), None);
+                self.recording = Some(Recording {
+                    records: Vec::new(),
+                });
+                let ask: Vec<ParticipantId> = self
+                    .members
+                    .iter()
+                    .filter(|m| m.state == State::Admitted && m.who.role != Role::Recorder)
+                    .map(|m| m.who.id)
+                    .collect();
+                for id in ask {
+                    self.ask_consent(id, &text);
+                }
+                self.out.push_back(Out::StartRecorder);
+                self.sync_recording();
+            }
+            Command::RecordStop => {
+                if self.recording.is_none() {
+                    return Err(ErrorCode::RecordingUnavailable);
+                }
+                self.stop_recording(Some(from));
+                self.sync_recording();
+            }
+            Command::ShowVideo(_) | Command::Consent { .. } => {
+                unreachable!("handled before the permission check")
+            }
         }
         Ok(())
     }
@@ -488,6 +629,207 @@ impl Room {
             self.out.push_back(Out::Send(target, queue));
         }
         self.queue_changed(now);
+        self.entered_recording_visit(target);
+    }
+
+    /// An admitted participant (or the recorder) is in the visit: while it records, a
+    /// participant is asked for consent and everyone learns the recording state; the recorder
+    /// receives the consent decisions so far.
+    fn entered_recording_visit(&mut self, id: ParticipantId) {
+        let Some(rec) = &self.recording else {
+            return;
+        };
+        if self.joiner(id).is_some_and(|w| w.role == Role::Recorder) {
+            let records = rec.records.clone();
+            for consent in records {
+                self.out
+                    .push_back(Out::Send(id, ServerMessage::ConsentRecorded { consent }));
+            }
+        } else if let Some(text) = self.consent_text.clone() {
+            self.ask_consent(id, &text);
+        }
+        self.sync_recording();
+    }
+
+    fn ask_consent(&mut self, id: ParticipantId, text: &ConsentText) {
+        if let Some(m) = self.members.iter_mut().find(|m| m.who.id == id) {
+            m.consent = Consent::Asked;
+            self.out.push_back(Out::Send(
+                id,
+                ServerMessage::ConsentRequest {
+                    text_version: text.version.clone(),
+                    text: text.text.clone(),
+                },
+            ));
+        }
+    }
+
+    fn consent(
+        &mut self,
+        from: ParticipantId,
+        accept: bool,
+        text_version: String,
+        at_unix_ms: u64,
+    ) -> Result<(), ErrorCode> {
+        let Some(current) = self.consent_text.as_ref().map(|t| t.version.clone()) else {
+            return Err(ErrorCode::RecordingDisabled);
+        };
+        let Some(m) = self.members.iter_mut().find(|m| m.who.id == from) else {
+            return Err(ErrorCode::NotJoined);
+        };
+        if self.recording.is_none() || m.consent == Consent::None || text_version != current {
+            return Err(ErrorCode::ConsentMismatch);
+        }
+        let decision = match (accept, m.consent) {
+            (true, _) => ConsentDecision::Accepted,
+            (false, Consent::Accepted) => ConsentDecision::Withdrawn,
+            (false, _) => ConsentDecision::Declined,
+        };
+        let unchanged = matches!(
+            (accept, m.consent),
+            (true, Consent::Accepted) | (false, Consent::Declined)
+        );
+        if unchanged {
+            return Ok(());
+        }
+        m.consent = if accept {
+            Consent::Accepted
+        } else {
+            Consent::Declined
+        };
+        let who = m.who.clone();
+        let code = match decision {
+            ConsentDecision::Accepted => "accepted",
+            ConsentDecision::Declined => "declined",
+            ConsentDecision::Withdrawn => "withdrawn",
+        };
+        self.out.push_back(Out::Audit(AuditNote {
+            kind: "consent",
+            participant: who.id,
+            subject: who.subject.clone(),
+            role: who.role,
+            actor: None,
+            code: Some(code),
+            text_version: Some(current),
+        }));
+        let record = ConsentInfo {
+            participant: from,
+            decision,
+            at_unix_ms,
+            text_version,
+        };
+        if let Some(rec) = &mut self.recording {
+            rec.records.push(record.clone());
+        }
+        let recorders: Vec<ParticipantId> = self
+            .members
+            .iter()
+            .filter(|m| m.who.role == Role::Recorder)
+            .map(|m| m.who.id)
+            .collect();
+        for id in recorders {
+            self.out.push_back(Out::Send(
+                id,
+                ServerMessage::ConsentRecorded {
+                    consent: record.clone(),
+                },
+            ));
+        }
+        self.sync_recording();
+        Ok(())
+    }
+
+    /// Ends the recording: nobody is recordable any more, consent is forgotten (a new
+    /// recording asks again) and the recorder leaves.
+    fn stop_recording(&mut self, actor: Option<ParticipantId>) {
+        if self.recording.take().is_none() {
+            return;
+        }
+        if let Some(who) = actor.and_then(|a| self.joiner(a)) {
+            self.audit("recording_stop", &who, actor, None);
+        }
+        for m in &mut self.members {
+            m.consent = Consent::None;
+        }
+        let recorders: Vec<ParticipantId> = self
+            .members
+            .iter()
+            .filter(|m| m.who.role == Role::Recorder)
+            .map(|m| m.who.id)
+            .collect();
+        for id in recorders {
+            self.send_recording_state_to(id, (false, false, false));
+            if let Some(pos) = self.members.iter().position(|m| m.who.id == id) {
+                let m = self.members.remove(pos);
+                self.audit("depart", &m.who, actor, Some("recording_stopped"));
+                self.out.push_back(Out::Close(
+                    id,
+                    ErrorCode::RecordingStopped,
+                    "The recording was stopped.".into(),
+                ));
+                self.broadcast_admitted(ServerMessage::ParticipantLeft { participant: id });
+            }
+        }
+    }
+
+    /// Tells the SFU who is recordable and every admitted member the recording state, where
+    /// either changed.
+    fn sync_recording(&mut self) {
+        let active = self.recording.is_some();
+        let has_recorder = self
+            .members
+            .iter()
+            .any(|m| m.who.role == Role::Recorder && m.state == State::Admitted);
+        let mut any = false;
+        for m in &mut self.members {
+            let want = active
+                && m.state == State::Admitted
+                && m.who.role != Role::Recorder
+                && m.consent == Consent::Accepted;
+            if want != m.recordable {
+                m.recordable = want;
+                self.out.push_back(Out::Recordable(m.who.id, want));
+            }
+            any |= want;
+        }
+        let recorded = active && has_recorder && any;
+        let states: Vec<(ParticipantId, (bool, bool, bool))> = self
+            .members
+            .iter()
+            .filter(|m| m.state == State::Admitted)
+            .map(|m| (m.who.id, (active, recorded, recorded && m.recordable)))
+            .collect();
+        for (id, state) in states {
+            self.send_recording_state_to(id, state);
+        }
+    }
+
+    fn send_recording_state_to(&mut self, id: ParticipantId, state: (bool, bool, bool)) {
+        let Some(m) = self.members.iter_mut().find(|m| m.who.id == id) else {
+            return;
+        };
+        // Nothing to say to someone who never saw a recording.
+        let last = m.recording_sent.unwrap_or((false, false, false));
+        if last == state {
+            return;
+        }
+        m.recording_sent = Some(state);
+        let (active, recorded, you) = state;
+        self.out.push_back(Out::Send(
+            id,
+            ServerMessage::Recording {
+                active,
+                recorded,
+                you,
+            },
+        ));
+    }
+
+    fn joiner(&self, id: ParticipantId) -> Option<Joiner> {
+        self.members
+            .iter()
+            .find(|m| m.who.id == id)
+            .map(|m| m.who.clone())
     }
 
     fn info(&self, id: ParticipantId) -> Option<ParticipantInfo> {
@@ -608,6 +950,7 @@ impl Room {
             role: who.role,
             actor,
             code,
+            text_version: None,
         }));
     }
 }

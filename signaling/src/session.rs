@@ -9,7 +9,7 @@ use std::time::Instant;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bedside_audit::AuditEvent;
 use bedside_proto::{
-    decode_client_message, ClientMessage, DecodeError, ErrorCode, JoinState, ParticipantId,
+    decode_client_message, ClientMessage, DecodeError, ErrorCode, JoinState, ParticipantId, Role,
     ServerMessage, VisitType, MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
 };
 use bedside_sfu::{NewPeer, PeerEvent, SfuError};
@@ -26,6 +26,13 @@ const CLOSE_NORMAL: u16 = 1000;
 const CLOSE_POLICY: u16 = 1008;
 const CLOSE_TOO_BIG: u16 = 1009;
 const CLOSE_UNAVAILABLE: u16 = 1013;
+
+/// Wall-clock Unix milliseconds, for consent records.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
 
 /// Runs a session from upgrade to close.
 pub(crate) async fn run(state: Arc<AppState>, socket: WebSocket, client_ip: IpAddr) {
@@ -248,7 +255,23 @@ impl Joined {
             .await;
             return None;
         }
-        let grant = match conn.state.verifier.verify(token) {
+        let ticket = token.starts_with(crate::recorders::TICKET_PREFIX);
+        let verified = if ticket {
+            conn.state
+                .recorders
+                .as_ref()
+                .and_then(|r| r.redeem(token))
+                .ok_or(TokenError::Malformed)
+        } else {
+            conn.state.verifier.verify(token)
+        };
+        let verified = match verified {
+            // The recorder role joins only with a ticket from a recorder agent's job: a signed
+            // token cannot smuggle a silent listener into a visit.
+            Ok(g) if g.role == Role::Recorder && !ticket => Err(TokenError::UnknownRole),
+            other => other,
+        };
+        let grant = match verified {
             Ok(g) => g,
             Err(e) => {
                 metrics.joins.with_label_values(&["refused"]).inc();
@@ -303,6 +326,9 @@ impl Joined {
                     }
                     JoinError::Refused(Refusal::VisitEnded) => {
                         (ErrorCode::VisitEnded, "this visit has ended")
+                    }
+                    JoinError::Refused(Refusal::NotRecording) => {
+                        (ErrorCode::RecordingStopped, "the visit is not recording")
                     }
                     JoinError::Unavailable => {
                         (ErrorCode::Unavailable, "the visit cannot be joined now")
@@ -433,6 +459,21 @@ impl Joined {
             ClientMessage::EndVisit => Some(Command::EndVisit),
             ClientMessage::NotifyWaiting { ref text } => Some(Command::NotifyWaiting(text.clone())),
             ClientMessage::ShowVideo { show } => Some(Command::ShowVideo(show)),
+            ClientMessage::RecordStart => Some(Command::RecordStart {
+                recorder_available: self
+                    .conn
+                    .state
+                    .recorders
+                    .as_ref()
+                    .is_some_and(|r| r.available()),
+            }),
+            ClientMessage::RecordStop => Some(Command::RecordStop),
+            ClientMessage::ConsentAccept { ref text_version }
+            | ClientMessage::ConsentDecline { ref text_version } => Some(Command::Consent {
+                accept: matches!(msg, ClientMessage::ConsentAccept { .. }),
+                text_version: text_version.clone(),
+                at_unix_ms: unix_ms(),
+            }),
             _ => None,
         };
         if let Some(cmd) = command {
@@ -446,6 +487,13 @@ impl Joined {
                     let text = match code {
                         ErrorCode::Forbidden => "your role may not do that in this visit",
                         ErrorCode::UnknownParticipant => "that participant is not here",
+                        ErrorCode::RecordingDisabled => "recording is not enabled on this server",
+                        ErrorCode::RecordingUnavailable => {
+                            "no recorder is available, or the visit is not recording"
+                        }
+                        ErrorCode::ConsentMismatch => {
+                            "that answers no current consent request (or an older consent text)"
+                        }
                         _ => "the visit could not do that now",
                     };
                     self.conn.error(code, text).await;

@@ -12,7 +12,10 @@ use bedside_sfu::Sfu;
 use tokio::sync::{mpsc, oneshot};
 use tracing::info;
 
-use crate::room::{AuditNote, Command, Departure, Entered, Joiner, Out, Refusal, Room, RoomLimits};
+use crate::recorders::Recorders;
+use crate::room::{
+    AuditNote, Command, ConsentText, Departure, Entered, Joiner, Out, Refusal, Room, RoomLimits,
+};
 use crate::Metrics;
 
 /// What a visit tells one session.
@@ -67,6 +70,9 @@ pub(crate) struct VisitContext {
     pub(crate) audit: AuditLog,
     pub(crate) metrics: Metrics,
     pub(crate) limits: VisitLimits,
+    /// Recorder agents; `None` when recording is not enabled.
+    pub(crate) recorders: Option<Recorders>,
+    pub(crate) consent: Option<ConsentText>,
 }
 
 /// How long an ended visit id is refused (longer than any join token lives).
@@ -192,7 +198,9 @@ impl Visits {
         ctx.metrics.visits.set(reg.live.len() as i64);
         let task = VisitTask {
             visit: visit.clone(),
-            room: Room::new(visit_type, ctx.limits.for_type(visit_type)),
+            room: Room::new(visit_type, ctx.limits.for_type(visit_type))
+                .with_recording(ctx.consent.clone()),
+            visit_type,
             sessions: HashMap::new(),
             ctx: ctx.clone(),
             waiting: 0,
@@ -224,6 +232,7 @@ impl Visits {
 
 struct VisitTask {
     visit: VisitId,
+    visit_type: VisitType,
     room: Room,
     sessions: HashMap<ParticipantId, SessionTx>,
     ctx: VisitContext,
@@ -292,6 +301,19 @@ impl VisitTask {
                     self.sessions.remove(&id);
                 }
                 Out::Shown(id, shown) => self.ctx.sfu.set_shown(id, shown),
+                Out::Recordable(id, on) => self.ctx.sfu.set_recordable(id, on),
+                Out::StartRecorder => {
+                    let sent = self
+                        .ctx
+                        .recorders
+                        .as_ref()
+                        .is_some_and(|r| r.dispatch(&self.visit, self.visit_type));
+                    if sent {
+                        info!(visit = %self.visit, "recorder requested");
+                    } else {
+                        tracing::warn!(visit = %self.visit, "no recorder agent is connected");
+                    }
+                }
                 Out::WaitEnded(waited, how) => self
                     .ctx
                     .metrics
@@ -320,7 +342,10 @@ impl VisitTask {
             subject: Some(note.subject),
             role: Some(note.role.to_string()),
             actor: note.actor.map(|a| a.to_string()),
-            code: note.code.map(str::to_owned),
+            code: note.code.map(|c| match &note.text_version {
+                Some(v) => format!("{c}:text_version={v}"),
+                None => c.to_owned(),
+            }),
         };
         crate::record_audit(&self.ctx.audit, event);
     }

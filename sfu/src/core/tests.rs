@@ -240,6 +240,62 @@ fn the_policy_decides_who_is_offered_what() {
 }
 
 #[test]
+fn the_recorder_receives_only_consented_publishers_and_never_their_screen() {
+    let now = Instant::now();
+    let mut f = Forwarder::new(Arc::new(RoutingTable::default()));
+    let v = visit("v");
+    f.handle_peer_joined(now, p(1), v.clone(), VisitType::Consult, Role::Provider);
+    f.handle_peer_joined(now, p(2), v.clone(), VisitType::Consult, Role::Patient);
+    let prov_cam = f
+        .handle_track_published(now, p(1), TrackKind::Video, Source::Camera)
+        .unwrap();
+    let prov_screen = f
+        .handle_track_published(now, p(1), TrackKind::Video, Source::Screen)
+        .unwrap();
+    let pat_mic = f
+        .handle_track_published(now, p(2), TrackKind::Audio, Source::Microphone)
+        .unwrap();
+    f.handle_peer_joined(now, p(9), v.clone(), VisitType::Consult, Role::Recorder);
+    accept_all(&mut f, now);
+    for t in [prov_cam, prov_screen, pat_mic] {
+        assert!(
+            !f.receivers(t).contains(&p(9)),
+            "nobody consented yet: the recorder receives nothing"
+        );
+    }
+
+    // The provider consents: their camera is recorded, never their screen.
+    f.handle_recordable_changed(now, p(1), true);
+    accept_all(&mut f, now);
+    assert!(f.receivers(prov_cam).contains(&p(9)));
+    assert!(!f.receivers(prov_screen).contains(&p(9)));
+    assert!(!f.receivers(pat_mic).contains(&p(9)));
+
+    // The patient consents, then withdraws: the recorder is unsubscribed at once.
+    f.handle_recordable_changed(now, p(2), true);
+    accept_all(&mut f, now);
+    assert!(f.receivers(pat_mic).contains(&p(9)));
+    drain(&mut f);
+    f.handle_recordable_changed(now, p(2), false);
+    assert_eq!(
+        drain(&mut f),
+        vec![Decision::Unsubscribe {
+            subscriber: p(9),
+            track: pat_mic
+        }]
+    );
+    assert!(!f.receivers(pat_mic).contains(&p(9)));
+    // Other subscribers are untouched by consent.
+    assert_eq!(f.receivers(pat_mic), &[p(1)]);
+    // A recordable publisher's new track goes to the recorder too.
+    let prov_mic = f
+        .handle_track_published(now, p(1), TrackKind::Audio, Source::Microphone)
+        .unwrap();
+    accept_all(&mut f, now);
+    assert_eq!(sorted(f.receivers(prov_mic)), vec![p(2), p(9)]);
+}
+
+#[test]
 fn consult_patients_never_receive_each_other() {
     let now = Instant::now();
     let mut f = Forwarder::new(Arc::new(RoutingTable::default()));

@@ -99,6 +99,10 @@ enum Command {
         id: ParticipantId,
         shown: bool,
     },
+    SetRecordable {
+        id: ParticipantId,
+        recordable: bool,
+    },
     ClientAnswer {
         id: ParticipantId,
         answer: String,
@@ -233,6 +237,12 @@ impl Sfu {
         let _ = self.tx.send(Command::SetShown { id, shown });
     }
 
+    /// The participant's tracks may (or may no longer) go to the visit's recorder: the visit
+    /// records and they consented.
+    pub fn set_recordable(&self, id: ParticipantId, recordable: bool) {
+        let _ = self.tx.send(Command::SetRecordable { id, recordable });
+    }
+
     /// The client's answer to the last [`PeerEvent::Offer`].
     pub async fn client_answer(&self, id: ParticipantId, answer: String) -> Result<(), SfuError> {
         self.call(|reply| Command::ClientAnswer { id, answer, reply })
@@ -298,6 +308,9 @@ struct Engine {
     advertise: Vec<SocketAddr>,
     metrics: SfuMetrics,
     forwarder: Forwarder,
+    /// Consent that arrived before the participant's media peer existed, applied when it
+    /// does (signaling and media start race).
+    early_recordable: HashMap<ParticipantId, bool>,
     peers: HashMap<ParticipantId, Peer>,
     by_addr: HashMap<SocketAddr, ParticipantId>,
     timers: BinaryHeap<Reverse<(Instant, ParticipantId)>>,
@@ -332,6 +345,7 @@ impl Engine {
             by_addr: HashMap::new(),
             timers: BinaryHeap::new(),
             dirty: Vec::new(),
+            early_recordable: HashMap::new(),
             doomed: Vec::new(),
             outgoing: Vec::new(),
         }
@@ -511,6 +525,20 @@ impl Engine {
                 self.forwarder.handle_shown_changed(now, id, shown);
                 self.apply_decisions(now);
             }
+            Command::SetRecordable { id, recordable } => {
+                if !self.peers.contains_key(&id) {
+                    // Signaling ends every session with `false`, so this map stays small.
+                    if recordable {
+                        self.early_recordable.insert(id, true);
+                    } else {
+                        self.early_recordable.remove(&id);
+                    }
+                    return;
+                }
+                self.forwarder
+                    .handle_recordable_changed(now, id, recordable);
+                self.apply_decisions(now);
+            }
             Command::ClientAnswer { id, answer, reply } => {
                 let _ = reply.send(self.client_answer(now, id, answer));
             }
@@ -617,6 +645,10 @@ impl Engine {
         self.metrics.peers.set(self.peers.len() as i64);
         self.forwarder
             .handle_peer_joined(now, id, new.visit, new.visit_type, new.role);
+        if let Some(recordable) = self.early_recordable.remove(&id) {
+            self.forwarder
+                .handle_recordable_changed(now, id, recordable);
+        }
         self.publish_negotiated(now, id, &answer);
         self.apply_decisions(now);
         self.mark_dirty(id);

@@ -337,3 +337,212 @@ fn removal_has_no_grace() {
     back.subject = "sub-2".into();
     assert!(!r.handle_join(t0, back).unwrap().admitted);
 }
+
+fn consent_text() -> ConsentText {
+    ConsentText {
+        version: "v2".into(),
+        text: "May we record?".into(),
+    }
+}
+
+fn recordable(outs: &[Out]) -> Vec<(ParticipantId, bool)> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Out::Recordable(id, on) => Some((*id, *on)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn recording_state(outs: &[Out], id: ParticipantId) -> Option<(bool, bool, bool)> {
+    to(outs, id).into_iter().rev().find_map(|m| match m {
+        ServerMessage::Recording {
+            active,
+            recorded,
+            you,
+        } => Some((active, recorded, you)),
+        _ => None,
+    })
+}
+
+fn consent(accept: bool, version: &str) -> Command {
+    Command::Consent {
+        accept,
+        text_version: version.into(),
+        at_unix_ms: 1_700_000_000_000,
+    }
+}
+
+/// A consult with a provider (1) and an admitted patient (2), recording enabled.
+fn recording_room(t0: Instant) -> Room {
+    let mut r = Room::new(VisitType::Consult, limits()).with_recording(Some(consent_text()));
+    r.handle_join(t0, joiner(1, Role::Provider)).unwrap();
+    r.handle_join(t0, joiner(2, Role::Patient)).unwrap();
+    r.handle_command(t0, p(1), Command::Admit(p(2))).unwrap();
+    drain(&mut r);
+    r
+}
+
+#[test]
+fn only_a_provider_starts_recording_and_only_where_it_is_enabled() {
+    let t0 = Instant::now();
+    let mut off = Room::new(VisitType::Consult, limits());
+    off.handle_join(t0, joiner(1, Role::Provider)).unwrap();
+    let start = || Command::RecordStart {
+        recorder_available: true,
+    };
+    assert_eq!(
+        off.handle_command(t0, p(1), start()),
+        Err(ErrorCode::RecordingDisabled)
+    );
+
+    let mut r = recording_room(t0);
+    assert_eq!(
+        r.handle_command(t0, p(2), start()),
+        Err(ErrorCode::Forbidden)
+    );
+    assert_eq!(
+        r.handle_command(
+            t0,
+            p(1),
+            Command::RecordStart {
+                recorder_available: false
+            }
+        ),
+        Err(ErrorCode::RecordingUnavailable)
+    );
+    assert_eq!(
+        r.handle_command(t0, p(1), Command::RecordStop),
+        Err(ErrorCode::RecordingUnavailable)
+    );
+    assert_eq!(
+        r.handle_command(t0, p(2), consent(true, "v2")),
+        Err(ErrorCode::ConsentMismatch),
+        "nothing was asked"
+    );
+    let outs = drain(&mut r);
+    assert!(recordable(&outs).is_empty());
+    // A recorder cannot join a visit that is not recording.
+    assert!(matches!(
+        r.handle_join(t0, joiner(9, Role::Recorder)),
+        Err(Refusal::NotRecording)
+    ));
+}
+
+#[test]
+fn only_consenting_participants_are_recorded_and_withdrawal_stops_it() {
+    let t0 = Instant::now();
+    let mut r = recording_room(t0);
+    r.handle_command(
+        t0,
+        p(1),
+        Command::RecordStart {
+            recorder_available: true,
+        },
+    )
+    .unwrap();
+    let outs = drain(&mut r);
+    for id in [p(1), p(2)] {
+        assert!(
+            to(&outs, id).iter().any(|m| matches!(m,
+                ServerMessage::ConsentRequest { text_version, .. } if text_version == "v2")),
+            "everyone present is asked"
+        );
+        assert_eq!(recording_state(&outs, id), Some((true, false, false)));
+    }
+    assert!(outs.iter().any(|o| matches!(o, Out::StartRecorder)));
+    assert!(recordable(&outs).is_empty(), "nobody consented yet");
+
+    let rec = r.handle_join(t0, joiner(9, Role::Recorder)).unwrap();
+    assert!(rec.admitted, "the recorder does not wait");
+    drain(&mut r);
+
+    // The provider consents: recorded from now on, everyone sees the indicator.
+    r.handle_command(t0, p(1), consent(true, "v2")).unwrap();
+    let outs = drain(&mut r);
+    assert_eq!(recordable(&outs), vec![(p(1), true)]);
+    assert_eq!(recording_state(&outs, p(1)), Some((true, true, true)));
+    assert_eq!(recording_state(&outs, p(2)), Some((true, true, false)));
+    assert!(to(&outs, p(9)).iter().any(|m| matches!(m,
+        ServerMessage::ConsentRecorded { consent }
+            if consent.participant == p(1)
+                && consent.decision == bedside_proto::ConsentDecision::Accepted
+                && consent.text_version == "v2")));
+    let consent_audits: Vec<_> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Out::Audit(a) if a.kind == "consent" => Some(a.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(consent_audits.len(), 1);
+    assert_eq!(consent_audits[0].code, Some("accepted"));
+    assert_eq!(consent_audits[0].text_version.as_deref(), Some("v2"));
+
+    // The patient declines: never recordable. A stale text version is refused.
+    assert_eq!(
+        r.handle_command(t0, p(2), consent(true, "v1")),
+        Err(ErrorCode::ConsentMismatch)
+    );
+    r.handle_command(t0, p(2), consent(false, "v2")).unwrap();
+    let outs = drain(&mut r);
+    assert!(recordable(&outs).is_empty());
+
+    // A later arrival is asked and left out until they consent.
+    r.handle_join(t0, joiner(3, Role::Caregiver)).unwrap();
+    r.handle_command(t0, p(1), Command::Admit(p(3))).unwrap();
+    let outs = drain(&mut r);
+    assert!(to(&outs, p(3))
+        .iter()
+        .any(|m| matches!(m, ServerMessage::ConsentRequest { .. })));
+    assert_eq!(recording_state(&outs, p(3)), Some((true, true, false)));
+    assert!(recordable(&outs).is_empty());
+    r.handle_command(t0, p(3), consent(true, "v2")).unwrap();
+    assert_eq!(recordable(&drain(&mut r)), vec![(p(3), true)]);
+
+    // Withdrawal stops that participant only, and is recorded as a withdrawal.
+    r.handle_command(t0, p(3), consent(false, "v2")).unwrap();
+    let outs = drain(&mut r);
+    assert_eq!(recordable(&outs), vec![(p(3), false)]);
+    assert!(to(&outs, p(9)).iter().any(|m| matches!(m,
+        ServerMessage::ConsentRecorded { consent }
+            if consent.participant == p(3)
+                && consent.decision == bedside_proto::ConsentDecision::Withdrawn)));
+
+    // Stop: nobody recordable, the indicator goes off, the recorder is sent away.
+    r.handle_command(t0, p(1), Command::RecordStop).unwrap();
+    let outs = drain(&mut r);
+    assert_eq!(recordable(&outs), vec![(p(1), false)]);
+    assert_eq!(recording_state(&outs, p(2)), Some((false, false, false)));
+    assert_eq!(closed(&outs, p(9)), Some(ErrorCode::RecordingStopped));
+    assert_eq!(
+        r.handle_command(t0, p(2), consent(true, "v2")),
+        Err(ErrorCode::ConsentMismatch),
+        "consent belongs to a recording"
+    );
+}
+
+#[test]
+fn the_recorder_is_sent_away_when_everyone_else_has_left() {
+    let t0 = Instant::now();
+    let mut r = recording_room(t0);
+    r.handle_command(
+        t0,
+        p(1),
+        Command::RecordStart {
+            recorder_available: true,
+        },
+    )
+    .unwrap();
+    r.handle_join(t0, joiner(9, Role::Recorder)).unwrap();
+    r.handle_command(t0, p(2), consent(true, "v2")).unwrap();
+    drain(&mut r);
+    r.handle_leave(t0, p(2), Departure::Left);
+    let outs = drain(&mut r);
+    assert_eq!(recordable(&outs), vec![(p(2), false)]);
+    assert_eq!(closed(&outs, p(9)), None, "the provider is still there");
+    r.handle_leave(t0, p(1), Departure::Left);
+    let outs = drain(&mut r);
+    assert_eq!(closed(&outs, p(9)), Some(ErrorCode::RecordingStopped));
+    assert!(r.is_finished());
+}
