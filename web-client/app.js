@@ -231,6 +231,7 @@
         state.visitType = msg.visit_type;
         state.mayPublish = msg.may_publish || [];
         state.iceServers = msg.ice_servers || [];
+        state.recordingEnabled = !!msg.recording_enabled;
         sessionStorage.setItem('bedside.autojoin', '1');
         if (msg.state === 'admitted') {
           await enterCall(msg.participants);
@@ -256,7 +257,7 @@
         break;
       case 'participant_joined':
         state.participants.set(msg.participant.participant, msg.participant);
-        tileFor(msg.participant.participant);
+        if (msg.participant.role !== 'recorder') tileFor(msg.participant.participant);
         renderParticipants();
         break;
       case 'participant_updated':
@@ -286,6 +287,16 @@
         await offerIfNeeded();
         break;
       }
+      case 'consent_request':
+        state.consentVersion = msg.text_version;
+        state.consent = 'asked';
+        $('consent-text').textContent = msg.text;
+        $('consent').hidden = false;
+        break;
+      case 'recording':
+        state.recording = msg;
+        renderRecording();
+        break;
       case 'error':
         handleError(msg.code, msg.message);
         break;
@@ -293,6 +304,31 @@
         // left, pong, and message types newer than this client: nothing to do.
         break;
     }
+  }
+
+  // --- recording consent -----------------------------------------------------------------------
+
+  function renderRecording() {
+    const r = state.recording || { active: false, recorded: false, you: false };
+    const indicator = $('recording-indicator');
+    indicator.hidden = !r.recorded;
+    indicator.textContent = r.you ? '● Recording (including you)' : '● Recording';
+    const provider = state.role === 'provider' && state.recordingEnabled;
+    $('record-start').hidden = !provider || r.active;
+    $('record-stop').hidden = !provider || !r.active;
+    if (!r.active) {
+      state.consent = null;
+      $('consent').hidden = true;
+    }
+    $('consent-withdraw').hidden = !(r.active && state.consent === 'accepted');
+  }
+
+  function answerConsent(accept) {
+    if (!state.consentVersion) return;
+    send({ type: accept ? 'consent_accept' : 'consent_decline', text_version: state.consentVersion });
+    state.consent = accept ? 'accepted' : 'declined';
+    $('consent').hidden = true;
+    renderRecording();
   }
 
   function handleError(code, message) {
@@ -317,6 +353,9 @@
       case 'session_replaced': return 'This visit was opened in another window or tab.';
       case 'rate_limited': return 'Too many attempts. Please wait a moment and reload the page.';
       case 'publish_not_allowed': return 'Your role may not share that in this visit.';
+      case 'recording_disabled': return 'Recording is not enabled on this server.';
+      case 'recording_unavailable': return 'No recorder is available right now; the visit is not being recorded.';
+      case 'consent_mismatch': return 'Your answer did not match the current recording request. Please answer again.';
       default: return `Something went wrong (${code}): ${message}`;
     }
   }
@@ -332,7 +371,7 @@
   async function enterCall(participants) {
     for (const p of participants) {
       state.participants.set(p.participant, p);
-      tileFor(p.participant);
+      if (p.role !== 'recorder') tileFor(p.participant);
     }
     show('call');
     renderParticipants();
@@ -343,6 +382,7 @@
     $('end-visit').hidden = state.role !== 'provider';
     $('share-screen').hidden = !state.mayPublish.includes('screen');
     $('show-my-video-label').hidden = !(state.visitType === 'group' && ['patient', 'caregiver'].includes(state.role));
+    renderRecording();
     setStatus('Connecting media…');
     if (!state.mediaStarted) {
       state.mediaStarted = true;
@@ -491,6 +531,11 @@
   $('leave-waiting').addEventListener('click', leave);
   $('admit-all').addEventListener('click', () => send({ type: 'admit_all' }));
   $('end-visit').addEventListener('click', () => send({ type: 'end_visit' }));
+  $('record-start').addEventListener('click', () => send({ type: 'record_start' }));
+  $('record-stop').addEventListener('click', () => send({ type: 'record_stop' }));
+  $('consent-accept').addEventListener('click', () => answerConsent(true));
+  $('consent-decline').addEventListener('click', () => answerConsent(false));
+  $('consent-withdraw').addEventListener('click', () => answerConsent(false));
   $('share-screen').addEventListener('click', () => { toggleScreen(); });
   $('show-my-video').addEventListener('change', (ev) => send({ type: 'show_video', show: ev.target.checked }));
   $('notify-form').addEventListener('submit', (ev) => {

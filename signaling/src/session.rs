@@ -370,6 +370,7 @@ impl Joined {
                 .unwrap_or_default(),
             ice_servers: state.ice_servers(participant),
             participants: entered.participants,
+            recording_enabled: state.recorders.is_some(),
         };
         let mut session = Joined {
             conn,

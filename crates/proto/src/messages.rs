@@ -137,6 +137,9 @@ pub enum ServerMessage {
         may_publish: Vec<Source>,
         ice_servers: Vec<IceServer>,
         participants: Vec<ParticipantInfo>,
+        /// Recording is enabled on this server (a provider may `record_start`).
+        #[serde(default)]
+        recording_enabled: bool,
     },
     /// For a waiting participant: their place in the queue (1 is next) and the latest message
     /// from the clinicians.
@@ -253,7 +256,7 @@ pub struct TrackInfo {
     pub source: Source,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TrackKind {
     Audio,
