@@ -41,7 +41,7 @@
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, Write};
+use std::io::{self, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -91,7 +91,8 @@ pub enum AuditError {
         line: u64,
         reason: String,
     },
-    /// Another process (or another `AuditLog` in this one) holds the file open for writing.
+    /// Kept for API stability; writers now share a log (each append takes the file lock), so
+    /// this is no longer returned.
     #[error("audit log {} is already open for writing elsewhere", path.display())]
     Locked { path: PathBuf },
     /// An earlier write or sync failed, so the file's end is uncertain; reopen the log (which
@@ -159,8 +160,9 @@ impl AuditLog {
     /// is an error (never silently restarted). A final line without a trailing newline (a crash
     /// mid-write) is reported as an error too, naming the file and line.
     ///
-    /// The file is locked (advisory, exclusive) for as long as the log is open, so two writers
-    /// cannot interleave their chains.
+    /// Several writers may share one log (the recorder agent runs while an operator exports):
+    /// each append holds an advisory exclusive lock on the file and, if another writer appended
+    /// since, re-verifies the chain and continues from its new end, so chains never interleave.
     pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
         let io_err = |source: io::Error| AuditError::Io {
             path: path.to_path_buf(),
@@ -176,18 +178,12 @@ impl AuditLog {
             }
             Err(e) => return Err(io_err(e)),
         };
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(AuditError::Locked {
-                    path: path.to_path_buf(),
-                })
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io_err(e)),
-        }
+        file.lock().map_err(io_err)?;
         // Opened for append, the handle still reads from the start.
-        let report = verify::verify_reader(BufReader::new(&file), path)?;
-        let len = file.metadata().map_err(io_err)?.len();
+        let verified = verify::verify_reader(BufReader::new(&file), path)
+            .and_then(|report| Ok((report, file.metadata().map_err(io_err)?.len())));
+        let _ = file.unlock();
+        let (report, len) = verified?;
         if created {
             sync_parent(path).map_err(io_err)?;
         }
@@ -226,6 +222,36 @@ impl AuditLog {
                 path: w.path.clone(),
             });
         }
+        let path = w.path.clone();
+        let io_err = |source: io::Error| AuditError::Io {
+            path: path.clone(),
+            source,
+        };
+        w.file.lock().map_err(io_err)?;
+        let result = append_locked(&mut w, event);
+        let _ = w.file.unlock();
+        result
+    }
+}
+
+/// [`AuditLog::append`] with the file lock held.
+fn append_locked(w: &mut Writer, event: AuditEvent) -> Result<u64, AuditError> {
+    {
+        let io_err = |source: io::Error| AuditError::Io {
+            path: w.path.clone(),
+            source,
+        };
+        let len = w.file.metadata().map_err(io_err)?.len();
+        if len != w.len {
+            // Another writer appended since: continue from the end of the chain it left.
+            (&w.file).seek(SeekFrom::Start(0)).map_err(io_err)?;
+            let report = verify::verify_reader(BufReader::new(&w.file), &w.path)?;
+            w.next_seq = report.entries + 1;
+            w.last_hash = report.last_hash;
+            w.len = len;
+        }
+    }
+    {
         let seq = w.next_seq;
         let mut entry = Entry::new(seq, now_rfc3339_millis(), event, w.last_hash.clone());
         let hash = entry.compute_hash();

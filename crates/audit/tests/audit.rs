@@ -103,15 +103,39 @@ fn continues_an_existing_log_after_reopen() {
 }
 
 #[test]
-fn an_open_log_is_locked_against_a_second_writer() {
+fn two_writers_share_one_intact_chain() {
+    // The recorder agent keeps its log open while an operator's export appends to it.
     let (_dir, path) = new_log(1);
-    let log = AuditLog::open(&path).unwrap();
-    assert!(matches!(
-        AuditLog::open(&path),
-        Err(AuditError::Locked { .. })
-    ));
-    drop(log);
-    AuditLog::open(&path).unwrap();
+    let a = AuditLog::open(&path).unwrap();
+    let b = AuditLog::open(&path).unwrap();
+    let event = |kind: &str| AuditEvent {
+        kind: kind.into(),
+        ..AuditEvent::default()
+    };
+    assert_eq!(a.append(event("a1")).unwrap(), 2);
+    assert_eq!(
+        b.append(event("b1")).unwrap(),
+        3,
+        "b continues after a's entry"
+    );
+    assert_eq!(
+        a.append(event("a2")).unwrap(),
+        4,
+        "a continues after b's entry"
+    );
+    assert_eq!(b.append(event("b2")).unwrap(), 5);
+    let report = bedside_audit::verify(&path).unwrap();
+    assert_eq!(report.entries, 5);
+    let kinds: Vec<String> = lines(&path)
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(kinds[1..], ["a1", "b1", "a2", "b2"]);
 }
 
 #[test]
