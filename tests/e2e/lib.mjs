@@ -235,7 +235,7 @@ export function throwawayCert(dir, ips = []) {
   return { cert, key };
 }
 
-function spawnLogged(bin, args, env) {
+export function spawnLogged(bin, args, env) {
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let output = '';
   child.stdout.on('data', (d) => { output += d; });
@@ -304,7 +304,7 @@ export async function startTurn({ dir, secretFile, host = '127.0.0.1' }) {
  * HTTP and admin on free loopback ports, media on 127.0.0.1:0. `token(visit, role, extra)`
  * signs with `bedside token --config FILE`.
  */
-export async function startServe({ dir, turnUrls = [], turnSecretFile, issuer = 'e2e-scheduler', tls }) {
+export async function startServe({ dir, turnUrls = [], turnSecretFile, issuer = 'e2e-scheduler', tls, extraToml = [] }) {
   const [httpPort, adminPort] = await freePorts(2);
   const tokenSecretFile = join(dir, 'token-secret');
   writeFileSync(tokenSecretFile, `${randomSecret(48)}\n`, { mode: 0o600 });
@@ -320,6 +320,7 @@ export async function startServe({ dir, turnUrls = [], turnSecretFile, issuer = 
     '[audit]', `path = ${toml(join(dir, 'audit.jsonl'))}`,
     '[turn]', `urls = [${turnUrls.map(toml).join(', ')}]`,
     ...(turnSecretFile ? [`secret_file = ${toml(turnSecretFile)}`] : []),
+    ...extraToml,
     '',
   ].join('\n'));
   const proc = spawnLogged(BEDSIDE, ['serve', '--config', config],
@@ -456,4 +457,104 @@ export async function selectedPairs(page) {
     }
     return out;
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recording: a tone WAV for Chromium's fake microphone, and WAV/IVF readers for the export.
+
+export const BEDSIDE_RECORDER = process.env.BEDSIDE_RECORDER_BIN || join(ROOT, 'target/debug/bedside-recorder');
+
+/** Writes a 16-bit mono WAV of a sine tone (Chromium loops it as the fake microphone). */
+export function writeToneWav(path, { freq, seconds = 30, rate = 48000, amplitude = 0.5 }) {
+  const n = seconds * rate;
+  const buf = Buffer.alloc(44 + n * 2);
+  buf.write('RIFF', 0); buf.writeUInt32LE(36 + n * 2, 4); buf.write('WAVE', 8);
+  buf.write('fmt ', 12); buf.writeUInt32LE(16, 16); buf.writeUInt16LE(1, 20); buf.writeUInt16LE(1, 22);
+  buf.writeUInt32LE(rate, 24); buf.writeUInt32LE(rate * 2, 28); buf.writeUInt16LE(2, 32); buf.writeUInt16LE(16, 34);
+  buf.write('data', 36); buf.writeUInt32LE(n * 2, 40);
+  for (let i = 0; i < n; i++) {
+    buf.writeInt16LE(Math.round(Math.sin((2 * Math.PI * freq * i) / rate) * amplitude * 32767), 44 + i * 2);
+  }
+  writeFileSync(path, buf);
+}
+
+/** Parses a PCM WAV: sample rate, channels, and the first channel's samples as floats. */
+export function readWav(path) {
+  const b = readFileSync(path);
+  if (b.toString('ascii', 0, 4) !== 'RIFF' || b.toString('ascii', 8, 12) !== 'WAVE') throw new Error(`${path}: not a WAV file`);
+  let off = 12;
+  let fmt;
+  while (off + 8 <= b.length) {
+    const id = b.toString('ascii', off, off + 4);
+    const size = b.readUInt32LE(off + 4);
+    if (id === 'fmt ') {
+      fmt = { channels: b.readUInt16LE(off + 10), rate: b.readUInt32LE(off + 12), bits: b.readUInt16LE(off + 22) };
+    } else if (id === 'data') {
+      if (!fmt || fmt.bits !== 16) throw new Error(`${path}: expected 16-bit PCM`);
+      const end = Math.min(b.length, off + 8 + size);
+      const frames = Math.floor((end - off - 8) / (2 * fmt.channels));
+      const samples = new Float32Array(frames);
+      for (let i = 0; i < frames; i++) samples[i] = b.readInt16LE(off + 8 + i * 2 * fmt.channels) / 32768;
+      return { ...fmt, samples, seconds: frames / fmt.rate, declaredDataBytes: size, dataBytes: end - off - 8 };
+    }
+    off += 8 + size + (size % 2);
+  }
+  throw new Error(`${path}: no data chunk`);
+}
+
+/** The strongest frequency (1 Hz steps in [lo, hi]) of one second of `samples` starting at `at` (Goertzel). */
+export function dominantFrequency(samples, rate, { at = 0, lo = 100, hi = 2000 } = {}) {
+  const n = Math.min(rate, samples.length - at);
+  let best = { freq: 0, power: -1 };
+  for (let f = lo; f <= hi; f++) {
+    const w = (2 * Math.PI * f) / rate;
+    const c = 2 * Math.cos(w);
+    let s1 = 0; let s2 = 0;
+    for (let i = 0; i < n; i++) { const s0 = samples[at + i] + c * s1 - s2; s2 = s1; s1 = s0; }
+    const power = s1 * s1 + s2 * s2 - c * s1 * s2;
+    if (power > best.power) best = { freq: f, power };
+  }
+  return best.freq;
+}
+
+/** Parses an IVF file: header fields and every frame's bytes. */
+export function readIvf(path) {
+  const b = readFileSync(path);
+  if (b.toString('ascii', 0, 4) !== 'DKIF') throw new Error(`${path}: not an IVF file`);
+  const headerLen = b.readUInt16LE(6);
+  const out = {
+    fourcc: b.toString('ascii', 8, 12), width: b.readUInt16LE(12), height: b.readUInt16LE(14),
+    declaredFrames: b.readUInt32LE(24), frames: [],
+  };
+  let off = headerLen;
+  while (off + 12 <= b.length) {
+    const size = b.readUInt32LE(off);
+    const pts = Number(b.readBigUInt64LE(off + 4));
+    if (off + 12 + size > b.length) break;
+    out.frames.push({ pts, data: b.subarray(off + 12, off + 12 + size) });
+    off += 12 + size;
+  }
+  return out;
+}
+
+/**
+ * Decodes VP8 frames with Chromium's own decoder (WebCodecs) in `page`; resolves to the number
+ * of frames that decoded and the errors seen.
+ */
+export async function decodeVp8InBrowser(page, ivf, maxFrames = 120) {
+  const frames = ivf.frames.slice(0, maxFrames).map((f) => ({ pts: f.pts, b64: f.data.toString('base64'), key: (f.data[0] & 1) === 0 }));
+  return page.evaluate(async ({ frames, width, height }) => {
+    let decoded = 0;
+    const errors = [];
+    const decoder = new VideoDecoder({ output: (f) => { decoded++; f.close(); }, error: (e) => errors.push(String(e)) });
+    decoder.configure({ codec: 'vp8', codedWidth: width, codedHeight: height });
+    for (const f of frames) {
+      const data = Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0));
+      try {
+        decoder.decode(new EncodedVideoChunk({ type: f.key ? 'key' : 'delta', timestamp: Math.round(f.pts * 1e6 / 90000), data }));
+      } catch (e) { errors.push(String(e)); break; }
+    }
+    try { await decoder.flush(); } catch (e) { errors.push(String(e)); }
+    return { decoded, errors };
+  }, { frames, width: ivf.width, height: ivf.height });
 }
