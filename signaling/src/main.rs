@@ -256,7 +256,14 @@ async fn dev(
         join_rate: (10.0, 60),
         turn: Some(turn.settings),
         tls: None,
-        recording: None,
+        recording: Some(bedside::RecordingSettings {
+            consent: bedside::ConsentText {
+                version: "dev-1".into(),
+                text: bedside::config::RecordingConfig::default().consent_text,
+            },
+            recorder_secret: devstate::load_or_create_secret(&dir, "dev-recorder-secret")
+                .with_context(|| format!("dev recorder secret in {}", dir.display()))?,
+        }),
     };
     let http = tokio::net::TcpListener::bind(listen)
         .await
@@ -267,6 +274,7 @@ async fn dev(
     let server = Server::start(settings).context("starting the media engine")?;
     let web = http.local_addr()?;
     let admin_addr = admin.local_addr()?;
+    let recorder_config = start_dev_recorder(&dir, web)?;
     let link = |role: Role, name: &str| {
         mint(
             &secret,
@@ -287,6 +295,11 @@ async fn dev(
     println!("  media:    udp {}", server.media_addr());
     println!("  turn:     udp {}, tcp {}", turn.udp, turn.tcp);
     println!("  audit:    {}", audit_path.display());
+    println!(
+        "  recorder: in this process; export with `bedside-recorder export --config {} \
+         --recording ID --out DIR`",
+        recorder_config.display()
+    );
     println!("Open each link in its own browser window (valid 12 hours):");
     println!("  provider: {}", link(Role::Provider, "Dr. Dev")?);
     println!("  patient:  {}", link(Role::Patient, "Pat Dev")?);
@@ -295,6 +308,35 @@ async fn dev(
     std::io::stdout().flush()?;
     server.serve(http, admin, shutdown_signal()).await?;
     Ok(())
+}
+
+/// The recorder agent embedded in `bedside dev`: encrypted recordings under the state dir with a
+/// dev key-encryption key beside the dev key; writes the `recorder.toml` that `bedside-recorder
+/// export` reads. Returns that file's path.
+fn start_dev_recorder(dir: &std::path::Path, web: SocketAddr) -> Result<PathBuf> {
+    devstate::load_or_create_secret(dir, "dev-recording-kek")
+        .with_context(|| format!("dev recording key in {}", dir.display()))?;
+    let path = dir.join("recorder.toml");
+    let q = |p: PathBuf| toml::Value::String(p.display().to_string()).to_string();
+    let text = format!(
+        "# Written by `bedside dev`: the embedded recorder's settings (dev only).\n\
+         storage_dir = {}\nkek_file = {}\nkek_id = \"dev-kek-1\"\naudit_log = {}\n\
+         control_url = \"ws://{web}/v1/recorder\"\nsecret_file = {}\nmedia_ip = \"{}\"\n",
+        q(dir.join("recordings")),
+        q(dir.join("dev-recording-kek")),
+        q(dir.join("recorder-audit.jsonl")),
+        q(dir.join("dev-recorder-secret")),
+        web.ip(),
+    );
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    let config = bedside_recorder::Config::load(&path)?;
+    let settings = bedside_recorder::AgentSettings::from_config(&config)?;
+    tokio::spawn(async move {
+        if let Err(e) = bedside_recorder::run_agent(settings).await {
+            tracing::error!(error = %e, "dev recorder stopped");
+        }
+    });
+    Ok(path)
 }
 
 /// The TURN server embedded in `bedside dev`: loopback UDP and TCP, relaying to loopback
