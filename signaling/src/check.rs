@@ -186,6 +186,20 @@ pub fn check(config: &Path, turn: Option<&Path>, recorder: Option<&Path>) -> Rep
             Err(e) => r.refusals.push(e),
         }
     }
+    if c.recording.enabled {
+        r.lines.push(format!(
+            "recording:       enabled, consent text version {}",
+            c.recording.consent_text_version
+        ));
+        if let Some(path) = &c.recording.recorder_secret_file {
+            match first_line(path) {
+                Ok(s) => secrets.push(("[recording] recorder_secret_file", s)),
+                Err(e) => r.refusals.push(e),
+            }
+        }
+    } else {
+        r.lines.push("recording:       off".into());
+    }
     if let Some(path) = turn {
         check_turn(path, &mut r, &mut secrets);
     }
@@ -198,11 +212,13 @@ pub fn check(config: &Path, turn: Option<&Path>, recorder: Option<&Path>) -> Rep
                 .push(format!("{name}: the secret is weak ({why})"));
         }
     }
-    // bedside and bedside-turn share the TURN secret by design; secrets of different purposes
-    // must differ.
+    // bedside and bedside-turn share the TURN secret by design, bedside and bedside-recorder
+    // the recorder secret; secrets of different purposes must differ.
     let purpose = |name: &'static str| -> &'static str {
         if name.contains("turn") {
             "turn"
+        } else if name.contains("recorder_secret_file") || name == "recorder secret_file" {
+            "recorder-secret"
         } else {
             name
         }
@@ -287,6 +303,15 @@ fn check_recorder(path: &Path, r: &mut Report, secrets: &mut Vec<(&'static str, 
     if let Some(file) = &c.kek_file {
         if let Ok(s) = read_raw(file) {
             secrets.push(("recorder kek_file", s));
+        }
+    }
+    if let Some(url) = &c.control_url {
+        r.lines.push(format!("recorder joins:  {url}"));
+    }
+    if let Some(file) = &c.secret_file {
+        match first_line(file) {
+            Ok(s) => secrets.push(("recorder secret_file", s)),
+            Err(e) => r.refusals.push(e),
         }
     }
 }

@@ -211,6 +211,12 @@ fn mint(
     if visit.is_empty() || visit.len() > 256 {
         bail!("--visit must be 1 to 256 characters");
     }
+    if role == Role::Recorder {
+        bail!(
+            "the recorder role joins only with a single-use ticket from a recording job; no join \
+             token can carry it"
+        );
+    }
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let mut rng = rand::thread_rng();
     let claims = Claims {

@@ -109,7 +109,6 @@ fn token_mints_every_role_and_refuses_unknown_ones() {
         "patient",
         "caregiver",
         "interpreter",
-        "recorder",
     ] {
         let out = Command::new(BIN)
             .args([
@@ -128,6 +127,14 @@ fn token_mints_every_role_and_refuses_unknown_ones() {
         assert!(out.status.success(), "{role}");
         assert_eq!(String::from_utf8_lossy(&out.stdout).matches('.').count(), 2);
     }
+    // The recorder joins only with a ticket from a recording job, never with a token.
+    let out = Command::new(BIN)
+        .args(["token", "--visit", "v", "--role", "recorder", "--state-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ticket"));
     let out = Command::new(BIN)
         .args(["token", "--visit", "v", "--role", "surgeon", "--state-dir"])
         .arg(dir.path())
@@ -249,4 +256,53 @@ fn check_prints_the_plan_and_refuses_weak_or_shared_secrets() {
     );
     let (ok, text) = run(&[&good, &narrow]);
     assert!(ok, "{text}");
+
+    // Recording: the recorder secret is shared with bedside-recorder by design, but must not
+    // be any other secret.
+    let rec_secret = write("rec", "Hc8Vn2Qx5Tm9Lw3Pz7Rk1Yb4Fd6Gs0Ja2Ue8Io5X");
+    let with_recording = |secret: &std::path::Path| {
+        let base = std::fs::read_to_string(&good).unwrap();
+        write(
+            "bedside-rec.toml",
+            &format!(
+                "{base}[recording]\nenabled = true\nrecorder_secret_file = {:?}\n",
+                secret.display().to_string()
+            ),
+        )
+    };
+    let kek = write(
+        "kek",
+        "0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff0",
+    );
+    std::fs::set_permissions(&kek, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let recorder_cfg = write(
+        "recorder.toml",
+        &format!(
+            "storage_dir = \"/tmp/r\"\nkek_file = {:?}\nkek_id = \"k1\"\naudit_log = \"/tmp/a\"\n\
+             control_url = \"ws://127.0.0.1:8443/v1/recorder\"\nsecret_file = {:?}\n",
+            kek.display().to_string(),
+            rec_secret.display().to_string()
+        ),
+    );
+    let mut c = Command::new(BIN);
+    c.arg("check")
+        .arg("--config")
+        .arg(with_recording(&rec_secret))
+        .arg("--recorder-config")
+        .arg(&recorder_cfg);
+    let out = c.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("recording:       enabled"), "{text}");
+    assert!(text.contains("recorder joins:  ws://"), "{text}");
+    assert!(
+        !text.contains("same secret"),
+        "bedside and the recorder share the recorder secret: {text}"
+    );
+    let (ok, text) = run(&[&with_recording(&token)]);
+    assert!(
+        !ok,
+        "the token secret reused as the recorder secret: {text}"
+    );
+    assert!(text.contains("same secret"), "{text}");
 }
