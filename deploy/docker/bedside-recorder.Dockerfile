@@ -6,7 +6,7 @@
 
 FROM rust:1.89.0-bookworm AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends cmake \
+ && apt-get install -y --no-install-recommends cmake libopus-dev pkg-config \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -19,7 +19,11 @@ FROM debian:12.11-slim
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=build /out/bedside-recorder /usr/bin/bedside-recorder
 # Recordings and the recorder's own audit log live under /var/lib/bedside-recorder (0700).
-RUN groupadd --system --gid 10003 bedside-recorder \
+# libopus: the recorder decodes Opus with the system library (the `opus` crate links it).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libopus0 \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10003 bedside-recorder \
  && useradd --system --uid 10003 --gid 10003 --home-dir /var/lib/bedside-recorder \
         --no-create-home --shell /usr/sbin/nologin bedside-recorder \
  && install -d -o 10003 -g 10003 -m 0700 /var/lib/bedside-recorder \

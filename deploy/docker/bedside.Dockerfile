@@ -6,9 +6,10 @@
 
 # Build stage: the official Rust image, pinned to the workspace's rust-version (Cargo.toml).
 FROM rust:1.89.0-bookworm AS build
-# aws-lc-sys (str0m's crypto) may build through CMake.
+# aws-lc-sys (str0m's crypto) may build through CMake; libopus-dev for the recorder (linked
+# into bedside for `bedside dev`).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends cmake \
+ && apt-get install -y --no-install-recommends cmake libopus-dev pkg-config \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -25,7 +26,11 @@ COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certifica
 COPY --from=build /out/bedside /usr/bin/bedside
 # A fixed numeric non-root user (Kubernetes runAsNonRoot needs a number) and the only
 # writable state: the audit log directory (mount a volume there).
-RUN groupadd --system --gid 10001 bedside \
+# libopus: the recorder decodes Opus with the system library (the `opus` crate links it).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libopus0 \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 bedside \
  && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/bedside --no-create-home \
         --shell /usr/sbin/nologin bedside \
  && install -d -o 10001 -g 10001 -m 0700 /var/lib/bedside \
