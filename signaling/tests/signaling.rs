@@ -667,3 +667,177 @@ async fn hs256_is_refused_where_a_public_key_is_configured() {
     send(&mut ws, json!({"type": "join", "v": 1, "token": rs})).await;
     assert_eq!(recv(&mut ws).await.unwrap()["type"], "joined");
 }
+
+const RECORDER_SECRET: &str = "recorder-secret-recorder-secret-0123456789";
+
+async fn start_recording_server() -> TestServer {
+    start_with(|s| {
+        s.recording = Some(bedside::RecordingSettings {
+            consent: bedside::ConsentText {
+                version: "t-7".into(),
+                text: "May we record?".into(),
+            },
+            recorder_secret: RECORDER_SECRET.as_bytes().to_vec(),
+        })
+    })
+    .await
+}
+
+/// A recorder agent's control socket, authenticated with `secret`.
+async fn recorder_agent(server: &TestServer, secret: &str) -> Result<Ws, u16> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{}/v1/recorder", server.http)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {secret}").parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err(res.status().as_u16()),
+        Err(e) => panic!("unexpected error: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn recording_is_refused_where_disabled_and_to_roles_that_may_not_record() {
+    // Disabled (the default): the control endpoint does not exist and providers are told.
+    let off = start().await;
+    assert_eq!(recorder_agent(&off, RECORDER_SECRET).await.err(), Some(404));
+    let (mut doc, j) = joined(&off, "rec-off", "provider").await;
+    assert_eq!(j["recording_enabled"], false);
+    send(&mut doc, json!({"type": "record_start"})).await;
+    expect_error(&mut doc, "recording_disabled").await;
+    still_alive(&mut doc).await;
+
+    let server = start_recording_server().await;
+    assert_eq!(
+        recorder_agent(&server, "not-the-recorder-secret-at-all-0123456789")
+            .await
+            .err(),
+        Some(401),
+        "a wrong recorder secret is refused"
+    );
+    let (mut doc, j) = joined(&server, "rec-on", "provider").await;
+    assert_eq!(j["recording_enabled"], true);
+    // No recorder agent connected: a clear error, nothing starts.
+    send(&mut doc, json!({"type": "record_start"})).await;
+    expect_error(&mut doc, "recording_unavailable").await;
+
+    // A signed token may not carry the recorder role, and a made-up ticket is refused.
+    for t in [
+        token("rec-on", "recorder"),
+        "rec_00112233445566778899aabbccddeeff".to_owned(),
+    ] {
+        let mut ws = connect(&server).await;
+        send(&mut ws, json!({"type": "join", "v": 1, "token": t})).await;
+        expect_error(&mut ws, "invalid_token").await;
+        expect_closed(&mut ws).await;
+    }
+
+    // An admitted caregiver may not start or stop recording, nor answer a question not asked.
+    let (mut care, _) = joined(&server, "rec-on", "caregiver").await;
+    let queue = recv_type(&mut doc, "queue").await;
+    let id = queue["entries"][0]["participant"].clone();
+    send(&mut doc, json!({"type": "admit", "participant": id})).await;
+    recv_type(&mut care, "admitted").await;
+    send(&mut care, json!({"type": "record_start"})).await;
+    expect_error(&mut care, "forbidden").await;
+    send(&mut care, json!({"type": "record_stop"})).await;
+    expect_error(&mut care, "forbidden").await;
+    send(
+        &mut care,
+        json!({"type": "consent_accept", "text_version": "t-7"}),
+    )
+    .await;
+    expect_error(&mut care, "consent_mismatch").await;
+    send(&mut care, json!({"type": "consent_accept"})).await;
+    expect_error(&mut care, "invalid_message").await;
+    still_alive(&mut care).await;
+    let audit = std::fs::read_to_string(&server.audit_path).unwrap();
+    assert!(audit.contains("\"code\":\"forbidden\""), "{audit}");
+}
+
+#[tokio::test]
+async fn a_recorder_agent_gets_a_single_use_ticket_and_joins_as_the_recorder() {
+    let server = start_recording_server().await;
+    let mut agent = recorder_agent(&server, RECORDER_SECRET).await.unwrap();
+    let (mut doc, _) = joined(&server, "rec-visit", "provider").await;
+    recv_type(&mut doc, "queue").await;
+    send(&mut doc, json!({"type": "record_start"})).await;
+    let ask = recv_type_any(&mut doc, "consent_request").await;
+    assert_eq!(ask["text_version"], "t-7");
+    assert_eq!(ask["text"], "May we record?");
+
+    let job = recv(&mut agent).await.expect("the agent is sent a job");
+    assert_eq!(job["type"], "record");
+    assert_eq!(job["visit"], "rec-visit");
+    let ticket = job["ticket"].as_str().unwrap().to_owned();
+
+    let mut rec = connect(&server).await;
+    send(&mut rec, json!({"type": "join", "v": 1, "token": ticket})).await;
+    let j = recv(&mut rec).await.unwrap();
+    assert_eq!(j["type"], "joined", "{j}");
+    assert_eq!(j["role"], "recorder");
+    assert_eq!(j["state"], "admitted");
+    assert_eq!(j["may_publish"], json!([]));
+
+    // The ticket works once.
+    let mut again = connect(&server).await;
+    send(&mut again, json!({"type": "join", "v": 1, "token": ticket})).await;
+    expect_error(&mut again, "invalid_token").await;
+
+    // The provider consents with the right version: the recorder hears of it and everyone is
+    // told something is recorded.
+    send(
+        &mut doc,
+        json!({"type": "consent_accept", "text_version": "t-6"}),
+    )
+    .await;
+    expect_error_any(&mut doc, "consent_mismatch").await;
+    send(
+        &mut doc,
+        json!({"type": "consent_accept", "text_version": "t-7"}),
+    )
+    .await;
+    let c = recv_type_any(&mut rec, "consent_recorded").await;
+    assert_eq!(c["consent"]["decision"], "accepted");
+    assert_eq!(c["consent"]["text_version"], "t-7");
+    assert!(c["consent"]["at_unix_ms"].as_u64().unwrap() > 1_600_000_000_000);
+    loop {
+        let r = recv_type_any(&mut doc, "recording").await;
+        if r["recorded"] == true {
+            assert_eq!(r["you"], true);
+            break;
+        }
+    }
+    // Stop: the recorder is sent away with a closing code.
+    send(&mut doc, json!({"type": "record_stop"})).await;
+    expect_error_any(&mut rec, "recording_stopped").await;
+    expect_closed(&mut rec).await;
+    let audit = std::fs::read_to_string(&server.audit_path).unwrap();
+    for needle in [
+        "\"kind\":\"recording_start\"",
+        "\"code\":\"accepted:text_version=t-7\"",
+        "\"kind\":\"recording_stop\"",
+    ] {
+        assert!(audit.contains(needle), "{needle} in {audit}");
+    }
+    assert!(!audit.contains(&ticket), "tickets are never logged");
+}
+
+/// The next message of type `kind`, skipping any other.
+async fn recv_type_any(ws: &mut Ws, kind: &str) -> Value {
+    loop {
+        let msg = recv(ws)
+            .await
+            .unwrap_or_else(|| panic!("socket closed while waiting for {kind}"));
+        if msg["type"] == kind {
+            return msg;
+        }
+    }
+}
+
+async fn expect_error_any(ws: &mut Ws, code: &str) {
+    let msg = recv_type_any(ws, "error").await;
+    assert_eq!(msg["code"], code, "{msg}");
+}
