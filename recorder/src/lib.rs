@@ -1,11 +1,24 @@
-//! `bedside-recorder` commands that work on stored recordings: `export` (decrypt for an
-//! authorised operator, audited), `verify` (integrity, no plaintext written) and `sweep`
-//! (retention). The storage format is `bedside-recording`'s (docs/recording-format.md). The
-//! `run` command, which joins visits over WebRTC, is not built yet.
+//! `bedside-recorder`: `run` is the recorder agent ([`agent`]: a control connection to
+//! `bedside` that receives jobs, one [`session`] per job joining the visit over WebRTC and
+//! writing a [`capture`]); the other commands work on stored recordings: `export` (decrypt for
+//! an authorised operator, audited, with the WAV/IVF header [`fixup`]s), `verify` (integrity,
+//! no plaintext written) and `sweep` (retention). The storage format is `bedside-recording`'s
+//! (docs/recording-format.md).
+
+pub mod agent;
+pub mod audio;
+pub mod capture;
+pub mod fixup;
+pub mod ivf;
+pub mod session;
+pub mod wav;
+
+pub use agent::{run_agent, run_agent_until, AgentSettings};
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 use bedside_audit::{AuditError, AuditEvent, AuditLog};
@@ -39,9 +52,25 @@ pub struct Config {
     /// Days a recording is kept after it was created; `sweep` deletes older ones.
     #[serde(default = "default_retention")]
     pub retention_days: u32,
-    /// The audit log (hash-chained JSON lines) that records exports and deletions.
+    /// The audit log (hash-chained JSON lines) that records recordings started and finished,
+    /// exports and deletions.
     pub audit_log: PathBuf,
+    /// `run`: the control endpoint of `bedside`, `ws://HOST:PORT/v1/recorder` (only `ws://`
+    /// for now). Signaling is the same URL with the path's `/v1/recorder` replaced by
+    /// `/v1/signal`.
+    #[serde(default)]
+    pub control_url: Option<String>,
+    /// `run`: file whose first line is the recorder secret (at least 32 characters), the
+    /// bearer token on the control connection. Not shared with any other secret.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// `run`: the IP address the media (WebRTC UDP) sockets bind to and announce.
+    #[serde(default = "default_media_ip")]
+    pub media_ip: IpAddr,
 }
+
+/// Shortest recorder secret accepted.
+pub const MIN_SECRET_LEN: usize = 32;
 
 /// One earlier key-encryption key.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -56,6 +85,44 @@ pub struct OldKek {
 
 fn default_retention() -> u32 {
     DEFAULT_RETENTION_DAYS
+}
+
+fn default_media_ip() -> IpAddr {
+    IpAddr::V4(Ipv4Addr::LOCALHOST)
+}
+
+/// Reads the recorder secret: the first line of `path`, trimmed. Refused if shorter than
+/// [`MIN_SECRET_LEN`] or (on Unix) readable by everyone. Errors never contain the secret.
+pub fn read_secret(path: &Path) -> Result<String, RecorderError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RecorderError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|source| RecorderError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?
+            .permissions()
+            .mode();
+        if mode & 0o004 != 0 {
+            return Err(RecorderError::Config(format!(
+                "secret_file {} is readable by everyone; chmod 600 it",
+                path.display()
+            )));
+        }
+    }
+    let secret = text.lines().next().unwrap_or("").trim().to_owned();
+    if secret.chars().count() < MIN_SECRET_LEN {
+        return Err(RecorderError::Config(format!(
+            "secret_file {}: the recorder secret must be at least {MIN_SECRET_LEN} characters",
+            path.display()
+        )));
+    }
+    Ok(secret)
 }
 
 /// Why a command failed. Messages name files and ids, never key material or plaintext.
@@ -118,6 +185,21 @@ impl Config {
         if self.retention_days == 0 {
             return Err(RecorderError::Config(
                 "retention_days must be at least 1".into(),
+            ));
+        }
+        if let Some(url) = &self.control_url {
+            agent::check_control_url(url)?;
+        }
+        Ok(())
+    }
+
+    /// What `run` needs beyond the storage settings: `control_url` and `secret_file`.
+    pub fn validate_run(&self) -> Result<(), RecorderError> {
+        if self.control_url.is_none() || self.secret_file.is_none() {
+            return Err(RecorderError::Config(
+                "`run` needs control_url (ws://HOST:PORT/v1/recorder) and secret_file (the \
+                 recorder secret)"
+                    .into(),
             ));
         }
         Ok(())
@@ -325,6 +407,8 @@ fn export_stream(rec: &Recording, name: &str, target: &Path) -> Result<(), Recor
                 Err(e) => return Err(RecorderError::Verification(e.into())),
             }
         }
+        // WAV and IVF headers were written with placeholder sizes (docs/recording-format.md).
+        fixup::fix_exported(name, &mut file).map_err(io(&tmp))?;
         file.sync_all().map_err(io(&tmp))?;
         std::fs::hard_link(&tmp, target).map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
@@ -342,7 +426,7 @@ fn export_stream(rec: &Recording, name: &str, target: &Path) -> Result<(), Recor
 
 fn create_private(path: &Path) -> std::io::Result<File> {
     let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
+    options.read(true).write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -449,4 +533,80 @@ fn delete_recording(root: &Path, id: &RecordingId, audit: &AuditLog) -> Result<(
         path: doomed,
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str =
+        "storage_dir = \"/r\"\nkek_env = \"K\"\nkek_id = \"k1\"\naudit_log = \"/a\"\n";
+
+    fn parse(extra: &str) -> Result<Config, RecorderError> {
+        let config: Config = toml::from_str(&format!("{BASE}{extra}"))
+            .map_err(|e| RecorderError::Config(e.message().to_owned()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    #[test]
+    fn run_keys_default_and_validate() {
+        let c = parse("").unwrap();
+        assert_eq!(c.media_ip, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert!(c.control_url.is_none() && c.secret_file.is_none());
+        assert!(c
+            .validate_run()
+            .unwrap_err()
+            .to_string()
+            .contains("needs control_url"));
+        let c = parse(
+            "control_url = \"ws://127.0.0.1:8080/v1/recorder\"\nsecret_file = \"/s\"\n\
+             media_ip = \"10.0.0.5\"\n",
+        )
+        .unwrap();
+        c.validate_run().unwrap();
+        assert_eq!(c.media_ip.to_string(), "10.0.0.5");
+        assert!(parse("control_url = \"wss://h/v1/recorder\"\n").is_err());
+        assert!(parse("control_url = \"ws://h/v1/signal\"\n").is_err());
+        assert!(parse("media_ip = \"localhost\"\n").is_err());
+        assert!(
+            parse("secret = \"x\"\n").is_err(),
+            "unknown keys are refused"
+        );
+    }
+
+    fn secret_file(dir: &Path, text: &str, mode: u32) -> PathBuf {
+        let path = dir.join(format!("secret-{mode:o}-{}", text.len()));
+        std::fs::write(&path, text).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        path
+    }
+
+    #[test]
+    fn secret_is_the_first_line_and_long_enough() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = "s".repeat(40);
+        let path = secret_file(dir.path(), &format!("{good}\nsecond line\n"), 0o600);
+        assert_eq!(read_secret(&path).unwrap(), good);
+        let short = secret_file(dir.path(), &format!("{}\n{good}\n", "s".repeat(31)), 0o600);
+        let err = read_secret(&short).unwrap_err().to_string();
+        assert!(err.contains("at least 32"), "{err}");
+        assert!(
+            !err.contains(&"s".repeat(31)),
+            "the error does not echo the secret"
+        );
+        #[cfg(unix)]
+        {
+            let open = secret_file(dir.path(), &good, 0o644);
+            assert!(read_secret(&open)
+                .unwrap_err()
+                .to_string()
+                .contains("readable by everyone"));
+        }
+        assert!(read_secret(&dir.path().join("absent")).is_err());
+    }
 }

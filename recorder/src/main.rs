@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use bedside_recorder::{export, sweep, verify, Config};
+use bedside_recorder::{export, run_agent_until, sweep, verify, AgentSettings, Config};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -16,7 +16,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Join visits as the recorder participant (not implemented yet).
+    /// Run the recorder agent: take recording jobs from bedside and record the visits.
     Run {
         #[arg(
             long,
@@ -70,6 +70,29 @@ fn main() -> ExitCode {
     }
 }
 
+/// Ctrl-C or SIGTERM: running recordings are finished before the agent exits.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 fn load(path: &std::path::Path) -> anyhow::Result<Config> {
     Config::load(path).with_context(|| format!("config {}", path.display()))
 }
@@ -77,10 +100,19 @@ fn load(path: &std::path::Path) -> anyhow::Result<Config> {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run { config } => {
-            load(&config)?;
-            // The WebRTC recorder that joins visits is built separately (issue 5).
-            eprintln!("bedside-recorder run: not implemented yet");
-            Ok(ExitCode::from(2))
+            let config = load(&config)?;
+            config.validate_run()?;
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_env("BEDSIDE_LOG")
+                        .unwrap_or_else(|_| "info".into()),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            let settings = AgentSettings::from_config(&config)?;
+            let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
+            runtime.block_on(run_agent_until(settings, shutdown_signal()))?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Export {
             recording,

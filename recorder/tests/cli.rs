@@ -261,7 +261,7 @@ fn sweep_deletes_expired_recordings_and_audits() {
 }
 
 #[test]
-fn config_refuses_unknown_keys_and_run_is_a_placeholder() {
+fn config_refuses_unknown_keys_and_run_needs_control_settings() {
     let s = setup(1);
     let mut text_cfg = std::fs::read_to_string(&s.config).unwrap();
     text_cfg.push_str("kek_secret = \"x\"\n");
@@ -269,8 +269,8 @@ fn config_refuses_unknown_keys_and_run_is_a_placeholder() {
     std::fs::write(&bad, text_cfg).unwrap();
     assert!(bedside_recorder::Config::load(&bad).is_err());
     let o = cli(&s, &["run"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).contains("not implemented yet"));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("needs control_url"), "{}", text(&o));
 }
 
 #[test]
