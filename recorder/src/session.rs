@@ -641,3 +641,123 @@ impl Media {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bedside_proto::Source;
+
+    fn info(id: u64, role: Role) -> ParticipantInfo {
+        ParticipantInfo {
+            participant: ParticipantId::from_raw(id),
+            role,
+            name: Some("Pat".into()),
+            shown: false,
+        }
+    }
+
+    fn error(code: ErrorCode) -> ServerMessage {
+        ServerMessage::Error {
+            code,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn classify_ends_on_stop_and_closing_errors_only() {
+        let end = |m| match classify(m) {
+            Step::End(r) => Some(r),
+            _ => None,
+        };
+        assert_eq!(
+            end(ServerMessage::Recording {
+                active: false,
+                recorded: false,
+                you: false
+            }),
+            Some(EndReason::RecordingInactive)
+        );
+        assert_eq!(
+            end(ServerMessage::Recording {
+                active: true,
+                recorded: true,
+                you: false
+            }),
+            None
+        );
+        for code in [
+            ErrorCode::RecordingStopped,
+            ErrorCode::VisitEnded,
+            ErrorCode::Removed,
+        ] {
+            assert_eq!(end(error(code)), Some(EndReason::ServerClosed(code)));
+        }
+        assert!(matches!(
+            classify(error(ErrorCode::NegotiationState)),
+            Step::Warn(ErrorCode::NegotiationState)
+        ));
+        assert_eq!(end(ServerMessage::Left), Some(EndReason::SocketClosed));
+    }
+
+    #[test]
+    fn classify_lists_participants_but_not_recorders() {
+        let msg = ServerMessage::Admitted {
+            participants: vec![
+                info(1, Role::Provider),
+                info(2, Role::Recorder),
+                info(3, Role::Patient),
+            ],
+        };
+        match classify(msg) {
+            Step::Participants(ps) => {
+                assert_eq!(ps, [ParticipantId::from_raw(1), ParticipantId::from_raw(3)])
+            }
+            other => panic!("{other:?}"),
+        }
+        let msg = ServerMessage::ParticipantJoined {
+            participant: info(9, Role::Recorder),
+        };
+        assert!(matches!(classify(msg), Step::Participants(ps) if ps.is_empty()));
+    }
+
+    #[test]
+    fn keyframes_are_requested_while_waiting_at_most_twice_a_second() {
+        let mut k = KeyframeRequests::default();
+        k.set_tracks(&[
+            TrackInfo {
+                mid: "1".into(),
+                participant: ParticipantId::from_raw(2),
+                kind: TrackKind::Video,
+                source: Source::Camera,
+            },
+            TrackInfo {
+                mid: "0".into(),
+                participant: ParticipantId::from_raw(2),
+                kind: TrackKind::Audio,
+                source: Source::Microphone,
+            },
+        ]);
+        let t0 = Instant::now();
+        let inter = [0x11u8; 20];
+        let key = crate::ivf::test_keyframe(64, 48, 20);
+        assert!(!k.on_frame(t0, "0", true, &inter), "audio never asks");
+        assert!(!k.on_frame(t0, "9", true, &inter), "unknown mids never ask");
+        assert!(k.on_frame(t0, "1", true, &inter));
+        assert!(!k.on_frame(t0 + Duration::from_millis(100), "1", true, &inter));
+        assert!(k.on_frame(t0 + Duration::from_millis(600), "1", true, &inter));
+        assert!(!k.on_frame(t0 + Duration::from_millis(700), "1", true, &key));
+        assert!(!k.on_frame(t0 + Duration::from_secs(5), "1", true, &inter));
+        assert!(
+            k.on_frame(t0 + Duration::from_secs(6), "1", false, &inter),
+            "after a loss"
+        );
+        k.on_frame(t0 + Duration::from_secs(7), "1", true, &key);
+        k.reset("1");
+        assert!(
+            k.on_frame(t0 + Duration::from_secs(8), "1", true, &inter),
+            "after inactive"
+        );
+        k.set_tracks(&[]);
+        assert!(!k.on_frame(t0 + Duration::from_secs(9), "1", true, &inter));
+    }
+}
