@@ -154,10 +154,9 @@ impl Server {
         };
         let routing = settings.sfu.routing.clone();
         let sfu = Sfu::start(settings.sfu, sfu_metrics)?;
-        let recorders = settings
-            .recording
-            .as_ref()
-            .map(|r| recorders::Recorders::new(r.recorder_secret.clone()));
+        let recorders = settings.recording.as_ref().map(|r| {
+            recorders::Recorders::new(r.recorder_secret.clone(), metrics.recorder_agents.clone())
+        });
         let visit_context = visits::VisitContext {
             sfu: sfu.clone(),
             audit: settings.audit.clone(),

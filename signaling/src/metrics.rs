@@ -23,6 +23,12 @@ pub struct Metrics {
     pub join_seconds: Histogram,
     /// Time spent in the waiting room, by how the wait ended.
     pub wait_seconds: HistogramVec,
+    /// Consent decisions about recordings (`accepted`, `declined`, `withdrawn`).
+    pub recording_consents: IntCounterVec,
+    /// Requests for a recorder agent, by outcome (`sent`, `no_agent`).
+    pub recorder_dispatches: IntCounterVec,
+    /// Recorder agents connected on `/v1/recorder` now.
+    pub recorder_agents: IntGauge,
 }
 
 impl Metrics {
@@ -77,6 +83,33 @@ impl Metrics {
             &["outcome"],
         )
         .expect("static metric definition is valid");
+        let recording_consents = IntCounterVec::new(
+            Opts::new(
+                "bedside_recording_consents_total",
+                "Consent decisions about recordings",
+            ),
+            &["decision"],
+        )
+        .expect("static metric definition is valid");
+        let recorder_dispatches = IntCounterVec::new(
+            Opts::new(
+                "bedside_recorder_dispatches_total",
+                "Requests for a recorder agent to join a visit, by outcome",
+            ),
+            &["outcome"],
+        )
+        .expect("static metric definition is valid");
+        let recorder_agents = IntGauge::new(
+            "bedside_recorder_agents",
+            "Recorder agents connected on /v1/recorder",
+        )
+        .expect("static metric definition is valid");
+        for d in ["accepted", "declined", "withdrawn"] {
+            recording_consents.with_label_values(&[d]);
+        }
+        for o in ["sent", "no_agent"] {
+            recorder_dispatches.with_label_values(&[o]);
+        }
         for code in bedside_proto::ErrorCode::ALL {
             errors.with_label_values(&[code.as_str()]);
         }
@@ -98,6 +131,9 @@ impl Metrics {
             Box::new(sessions.clone()),
             Box::new(visits.clone()),
             Box::new(waiting.clone()),
+            Box::new(recording_consents.clone()),
+            Box::new(recorder_dispatches.clone()),
+            Box::new(recorder_agents.clone()),
         ] {
             registry
                 .register(c)
@@ -113,6 +149,9 @@ impl Metrics {
             participants,
             join_seconds,
             wait_seconds,
+            recording_consents,
+            recorder_dispatches,
+            recorder_agents,
         }
     }
 

@@ -40,14 +40,16 @@ struct Inner {
 #[derive(Clone)]
 pub(crate) struct Recorders {
     secret: Arc<[u8]>,
+    connected: prometheus::IntGauge,
     inner: Arc<Mutex<Inner>>,
     next_id: Arc<AtomicU64>,
 }
 
 impl Recorders {
-    pub(crate) fn new(secret: Vec<u8>) -> Recorders {
+    pub(crate) fn new(secret: Vec<u8>, connected: prometheus::IntGauge) -> Recorders {
         Recorders {
             secret: secret.into(),
+            connected,
             inner: Arc::default(),
             next_id: Arc::new(AtomicU64::new(1)),
         }
@@ -132,6 +134,7 @@ impl Recorders {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, mut rx) = mpsc::unbounded_channel();
         self.lock().agents.push((id, tx));
+        self.connected.inc();
         info!(agent = id, "recorder agent connected");
         let mut keepalive = tokio::time::interval(Duration::from_secs(20));
         loop {
@@ -156,6 +159,7 @@ impl Recorders {
             }
         }
         self.lock().agents.retain(|(a, _)| *a != id);
+        self.connected.dec();
         info!(agent = id, "recorder agent disconnected");
     }
 }
@@ -166,7 +170,10 @@ mod tests {
 
     #[test]
     fn tickets_are_single_use_and_only_for_their_visit() {
-        let r = Recorders::new(b"0123456789abcdef0123456789abcdef".to_vec());
+        let r = Recorders::new(
+            b"0123456789abcdef0123456789abcdef".to_vec(),
+            prometheus::IntGauge::new("g", "g").unwrap(),
+        );
         let visit = VisitId::new("v1");
         assert!(
             !r.dispatch(&visit, VisitType::Consult),
@@ -188,7 +195,10 @@ mod tests {
 
     #[test]
     fn only_the_exact_secret_authorises() {
-        let r = Recorders::new(b"0123456789abcdef0123456789abcdef".to_vec());
+        let r = Recorders::new(
+            b"0123456789abcdef0123456789abcdef".to_vec(),
+            prometheus::IntGauge::new("g", "g").unwrap(),
+        );
         assert!(r.authorised(Some("Bearer 0123456789abcdef0123456789abcdef")));
         assert!(!r.authorised(Some("Bearer 0123456789abcdef0123456789abcde")));
         assert!(!r.authorised(Some("0123456789abcdef0123456789abcdef")));

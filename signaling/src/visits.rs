@@ -308,6 +308,11 @@ impl VisitTask {
                         .recorders
                         .as_ref()
                         .is_some_and(|r| r.dispatch(&self.visit, self.visit_type));
+                    self.ctx
+                        .metrics
+                        .recorder_dispatches
+                        .with_label_values(&[if sent { "sent" } else { "no_agent" }])
+                        .inc();
                     if sent {
                         info!(visit = %self.visit, "recorder requested");
                     } else {
@@ -320,7 +325,18 @@ impl VisitTask {
                     .wait_seconds
                     .with_label_values(&[how])
                     .observe(waited.as_secs_f64()),
-                Out::Audit(note) => self.audit(note),
+                Out::Audit(note) => {
+                    if note.kind == "consent" {
+                        if let Some(decision) = note.code {
+                            self.ctx
+                                .metrics
+                                .recording_consents
+                                .with_label_values(&[decision])
+                                .inc();
+                        }
+                    }
+                    self.audit(note)
+                }
             }
         }
         let waiting = self.room.member_count().0 as i64;

@@ -823,6 +823,16 @@ async fn a_recorder_agent_gets_a_single_use_ticket_and_joins_as_the_recorder() {
         assert!(audit.contains(needle), "{needle} in {audit}");
     }
     assert!(!audit.contains(&ticket), "tickets are never logged");
+    let metrics = http_get(server.admin, "/metrics").await;
+    for line in [
+        "bedside_recording_consents_total{decision=\"accepted\"} 1",
+        "bedside_recording_consents_total{decision=\"declined\"} 0",
+        "bedside_recorder_dispatches_total{outcome=\"sent\"} 1",
+        "bedside_recorder_agents 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    drop(agent);
 }
 
 /// The next message of type `kind`, skipping any other.
