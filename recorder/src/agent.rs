@@ -12,6 +12,7 @@ use bedside_audit::AuditLog;
 use bedside_proto::RecorderJob;
 use bedside_recording::Keyring;
 use futures_util::{SinkExt, StreamExt};
+use rustls::ClientConfig;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -35,8 +36,10 @@ const CONTROL_PING: Duration = Duration::from_secs(20);
 
 /// Everything the agent needs, for `bedside-recorder run` or in-process use (`bedside dev`).
 pub struct AgentSettings {
-    /// `ws://host:port/v1/recorder`.
+    /// `wss://host:port/v1/recorder` or `ws://host:port/v1/recorder`.
     pub control_url: String,
+    /// TLS for a `wss://` control URL (and the signaling URL beside it); `None` for `ws://`.
+    pub tls: Option<Arc<ClientConfig>>,
     /// The recorder secret (bearer token on the control connection).
     pub secret: String,
     /// Address the media UDP sockets bind to.
@@ -51,23 +54,37 @@ impl std::fmt::Debug for AgentSettings {
         f.debug_struct("AgentSettings")
             .field("secret", &"<redacted>")
             .field("storage_dir", &self.storage_dir)
+            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl AgentSettings {
     /// Settings from a validated config: reads the secret file and the KEKs, opens the audit
-    /// log. Errors if `control_url` or `secret_file` is missing.
+    /// log, and for `wss://` builds the TLS config (system CAs plus `ca_file`). Errors if
+    /// `control_url` or `secret_file` is missing, or `ca_file` cannot be used.
     pub fn from_config(config: &Config) -> Result<AgentSettings, RecorderError> {
         let control_url = config.control_url.clone().ok_or_else(|| {
-            RecorderError::Config("`run` needs control_url (ws://HOST:PORT/v1/recorder)".into())
+            RecorderError::Config(
+                "`run` needs control_url (wss:// or ws://HOST:PORT/v1/recorder)".into(),
+            )
         })?;
         let secret_file = config.secret_file.as_ref().ok_or_else(|| {
             RecorderError::Config("`run` needs secret_file (the recorder secret)".into())
         })?;
         signal_url(&control_url)?;
+        let tls = if uses_tls(&control_url) {
+            Some(crate::tls::client_config(config.ca_file.as_deref())?)
+        } else if config.ca_file.is_some() {
+            return Err(RecorderError::Config(
+                "ca_file is only used with a wss:// control_url".into(),
+            ));
+        } else {
+            None
+        };
         Ok(AgentSettings {
             control_url,
+            tls,
             secret: crate::read_secret(secret_file)?,
             media_ip: config.media_ip,
             storage_dir: config.storage_dir.clone(),
@@ -77,23 +94,28 @@ impl AgentSettings {
     }
 }
 
-/// Checks a control URL: `ws://` only (TLS to the control endpoint is not built yet), with a
-/// host and a path ending in `/v1/recorder`.
+/// Checks a control URL: `wss://` or `ws://`, with a host and a path ending in
+/// `/v1/recorder`.
 pub fn check_control_url(url: &str) -> Result<(), RecorderError> {
     signal_url(url).map(|_| ())
 }
 
-/// The signaling URL beside a control URL: its path's final `/v1/recorder` becomes
-/// `/v1/signal`.
+/// Whether a (checked) control URL is `wss://`.
+pub fn uses_tls(control_url: &str) -> bool {
+    control_url.starts_with("wss://")
+}
+
+/// The signaling URL beside a control URL: same scheme, its path's final `/v1/recorder`
+/// becomes `/v1/signal`.
 pub fn signal_url(control_url: &str) -> Result<String, RecorderError> {
     let bad = |why: &str| RecorderError::Config(format!("control_url: {why}"));
-    let rest = control_url.strip_prefix("ws://").ok_or_else(|| {
-        if control_url.starts_with("wss://") {
-            bad("wss:// is not supported yet; use ws:// on a trusted network or loopback")
-        } else {
-            bad("must start with ws://")
-        }
-    })?;
+    let (scheme, rest) = if let Some(rest) = control_url.strip_prefix("wss://") {
+        ("wss", rest)
+    } else if let Some(rest) = control_url.strip_prefix("ws://") {
+        ("ws", rest)
+    } else {
+        return Err(bad("must start with wss:// or ws://"));
+    };
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     if authority.is_empty() || authority.contains('@') {
         return Err(bad("needs a host[:port] and no user info"));
@@ -104,7 +126,7 @@ pub fn signal_url(control_url: &str) -> Result<String, RecorderError> {
     let prefix = path
         .strip_suffix("/v1/recorder")
         .ok_or_else(|| bad("the path must end in /v1/recorder"))?;
-    Ok(format!("ws://{authority}{prefix}/v1/signal"))
+    Ok(format!("{scheme}://{authority}{prefix}/v1/signal"))
 }
 
 /// The next reconnection delay.
@@ -140,7 +162,7 @@ pub async fn run_agent_until(
     tokio::pin!(shutdown);
     'outer: loop {
         let connected = tokio::select! {
-            c = tokio_tungstenite::connect_async(request.clone()) => c,
+            c = crate::tls::connect(request.clone(), settings.tls.as_ref()) => c,
             () = &mut shutdown => break 'outer,
         };
         let started = Instant::now();
@@ -191,7 +213,10 @@ pub async fn run_agent_until(
                     }
                 }
             }
-            Err(e) => warn!(error = %e, "cannot connect the control connection"),
+            Err(e) => warn!(
+                error = %crate::tls::describe(&e),
+                "cannot connect the control connection"
+            ),
         }
         if started.elapsed() >= STABLE_AFTER {
             backoff = BACKOFF_MIN;
@@ -231,6 +256,7 @@ fn spawn_job(
     info!(visit = %visit, "recording job received");
     let params = SessionParams {
         signal_url: signal.to_owned(),
+        tls: settings.tls.clone(),
         ticket,
         visit: visit.clone(),
         media_ip: settings.media_ip,
@@ -262,9 +288,17 @@ mod tests {
             signal_url("ws://bedside.internal/prefix/v1/recorder").unwrap(),
             "ws://bedside.internal/prefix/v1/signal"
         );
+        assert_eq!(
+            signal_url("wss://bedside.hospital:8443/v1/recorder").unwrap(),
+            "wss://bedside.hospital:8443/v1/signal"
+        );
+        assert!(uses_tls("wss://h/v1/recorder") && !uses_tls("ws://h/v1/recorder"));
         for bad in [
-            "wss://h/v1/recorder",
+            "wss:///v1/recorder",
+            "wss://h/v1/signal",
             "http://h/v1/recorder",
+            "https://h/v1/recorder",
+            "WSS://h/v1/recorder",
             "ws:///v1/recorder",
             "ws://h/v1/signal",
             "ws://h",
@@ -273,10 +307,10 @@ mod tests {
         ] {
             assert!(signal_url(bad).is_err(), "{bad}");
         }
-        assert!(signal_url("wss://h/v1/recorder")
+        assert!(signal_url("https://h/v1/recorder")
             .unwrap_err()
             .to_string()
-            .contains("not supported yet"));
+            .contains("must start with wss:// or ws://"));
     }
 
     #[test]

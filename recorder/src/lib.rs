@@ -11,6 +11,7 @@ pub mod capture;
 pub mod fixup;
 pub mod ivf;
 pub mod session;
+pub mod tls;
 pub mod wav;
 
 pub use agent::{run_agent, run_agent_until, AgentSettings};
@@ -55,11 +56,17 @@ pub struct Config {
     /// The audit log (hash-chained JSON lines) that records recordings started and finished,
     /// exports and deletions.
     pub audit_log: PathBuf,
-    /// `run`: the control endpoint of `bedside`, `ws://HOST:PORT/v1/recorder` (only `ws://`
-    /// for now). Signaling is the same URL with the path's `/v1/recorder` replaced by
-    /// `/v1/signal`.
+    /// `run`: the control endpoint of `bedside`, `wss://HOST:PORT/v1/recorder` (TLS; the
+    /// server's certificate must chain to a system CA or to `ca_file`) or
+    /// `ws://HOST:PORT/v1/recorder` (plain, for loopback or a trusted network). Signaling is the
+    /// same URL, same scheme, with the path's `/v1/recorder` replaced by `/v1/signal`.
     #[serde(default)]
     pub control_url: Option<String>,
+    /// `run`, `wss://` only: a PEM file of CA certificates to trust in addition to the
+    /// system's (e.g. the hospital's internal CA that issued bedside's certificate). The
+    /// server's certificate must be issued by one of them and name the URL's host.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// `run`: file whose first line is the recorder secret (at least 32 characters), the
     /// bearer token on the control connection. Not shared with any other secret.
     #[serde(default)]
@@ -154,6 +161,8 @@ pub enum RecorderError {
     },
     #[error(transparent)]
     Audit(#[from] AuditError),
+    #[error("ca_file {}: {why}", path.display())]
+    CaFile { path: PathBuf, why: String },
 }
 
 impl Config {
@@ -190,6 +199,11 @@ impl Config {
         if let Some(url) = &self.control_url {
             agent::check_control_url(url)?;
         }
+        if self.ca_file.is_some() && !self.control_url.as_deref().is_some_and(agent::uses_tls) {
+            return Err(RecorderError::Config(
+                "ca_file is only used with a wss:// control_url".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -197,8 +211,8 @@ impl Config {
     pub fn validate_run(&self) -> Result<(), RecorderError> {
         if self.control_url.is_none() || self.secret_file.is_none() {
             return Err(RecorderError::Config(
-                "`run` needs control_url (ws://HOST:PORT/v1/recorder) and secret_file (the \
-                 recorder secret)"
+                "`run` needs control_url (wss:// or ws://HOST:PORT/v1/recorder) and secret_file \
+                 (the recorder secret)"
                     .into(),
             ));
         }
@@ -566,13 +580,70 @@ mod tests {
         .unwrap();
         c.validate_run().unwrap();
         assert_eq!(c.media_ip.to_string(), "10.0.0.5");
-        assert!(parse("control_url = \"wss://h/v1/recorder\"\n").is_err());
+        assert!(parse("control_url = \"wss://h/v1/recorder\"\n")
+            .unwrap()
+            .ca_file
+            .is_none());
         assert!(parse("control_url = \"ws://h/v1/signal\"\n").is_err());
+        assert!(parse("control_url = \"wss://h/v1/signal\"\n").is_err());
+        assert!(parse("control_url = \"https://h/v1/recorder\"\n").is_err());
         assert!(parse("media_ip = \"localhost\"\n").is_err());
         assert!(
             parse("secret = \"x\"\n").is_err(),
             "unknown keys are refused"
         );
+    }
+
+    #[test]
+    fn ca_file_goes_with_wss_only() {
+        let c = parse(
+            "control_url = \"wss://bedside.hospital:443/v1/recorder\"\nca_file = \"/ca.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.ca_file.as_deref(), Some(Path::new("/ca.pem")));
+        for refused in [
+            "control_url = \"ws://127.0.0.1:8080/v1/recorder\"\nca_file = \"/ca.pem\"\n",
+            "ca_file = \"/ca.pem\"\n",
+        ] {
+            let err = parse(refused).unwrap_err().to_string();
+            assert!(err.contains("ca_file is only used with a wss://"), "{err}");
+        }
+    }
+
+    #[test]
+    fn run_settings_read_the_ca_file_and_name_a_bad_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = secret_file(dir.path(), &"s".repeat(40), 0o600);
+        let kek = secret_file(dir.path(), &"11".repeat(32), 0o600);
+        let ca = dir.path().join("bad-ca.pem");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\nnot base64!\n").unwrap();
+        let q = |p: &Path| toml::Value::String(p.display().to_string()).to_string();
+        let config_for = |url: &str, ca_file: Option<&Path>| {
+            let text = format!(
+                "storage_dir = {}\nkek_file = {}\nkek_id = \"k1\"\naudit_log = {}\n\
+                 control_url = \"{url}\"\nsecret_file = {}\n{}",
+                q(&dir.path().join("rec")),
+                q(&kek),
+                q(&dir.path().join("audit.jsonl")),
+                q(&secret),
+                ca_file.map_or(String::new(), |p| format!("ca_file = {}\n", q(p))),
+            );
+            let config: Config = toml::from_str(&text).unwrap();
+            config.validate().unwrap();
+            config
+        };
+        let plain =
+            AgentSettings::from_config(&config_for("ws://127.0.0.1:1/v1/recorder", None)).unwrap();
+        assert!(plain.tls.is_none(), "ws:// needs no TLS config");
+        let system =
+            AgentSettings::from_config(&config_for("wss://localhost:1/v1/recorder", None)).unwrap();
+        assert!(system.tls.is_some(), "wss:// trusts the system's CAs");
+        let err =
+            AgentSettings::from_config(&config_for("wss://localhost:1/v1/recorder", Some(&ca)))
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains(&ca.display().to_string()), "{err}");
+        assert!(err.contains("not a valid PEM"), "{err}");
     }
 
     fn secret_file(dir: &Path, text: &str, mode: u32) -> PathBuf {

@@ -24,16 +24,14 @@ use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, KeyframeRequestKind, Mid};
 use str0m::net::{DatagramRecv, Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::{debug, info, warn};
 
 use crate::capture::{Capture, Frame};
 use crate::ivf::{vp8_keyframe_size, KeyframeGate};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use crate::tls::Ws;
 
 /// How long the server has to answer `join`.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(20);
@@ -68,8 +66,10 @@ pub enum SessionError {
 /// Everything one session needs.
 #[derive(Clone)]
 pub struct SessionParams {
-    /// `ws://host:port/v1/signal`.
+    /// `wss://host:port/v1/signal` or `ws://host:port/v1/signal`.
     pub signal_url: String,
+    /// TLS for a `wss://` signaling URL.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     /// The single-use join token from the job.
     pub ticket: String,
     pub visit: VisitId,
@@ -269,9 +269,9 @@ fn parse(msg: Message) -> Result<Option<ServerMessage>, ()> {
 
 /// Connects, joins and waits for admission; returns the socket and who is there.
 async fn join(params: &SessionParams) -> Result<(Ws, Vec<ParticipantId>), SessionError> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(params.signal_url.as_str())
+    let (mut ws, _) = crate::tls::connect(params.signal_url.as_str(), params.tls.as_ref())
         .await
-        .map_err(|e| SessionError::Signaling(e.to_string()))?;
+        .map_err(|e| SessionError::Signaling(crate::tls::describe(&e)))?;
     send(
         &mut ws,
         &ClientMessage::Join {
