@@ -47,6 +47,9 @@ pub struct AgentSettings {
     pub storage_dir: PathBuf,
     pub keyring: Arc<Keyring>,
     pub audit: AuditLog,
+    /// The retention sweep runs with this config at start and then daily, so expired
+    /// recordings go without a separate timer; `None`: no sweeping.
+    pub retention: Option<Config>,
 }
 
 impl std::fmt::Debug for AgentSettings {
@@ -90,6 +93,7 @@ impl AgentSettings {
             storage_dir: config.storage_dir.clone(),
             keyring: Arc::new(config.keyring()?),
             audit: AuditLog::open(&config.audit_log)?,
+            retention: Some(config.clone()),
         })
     }
 }
@@ -129,6 +133,32 @@ pub fn signal_url(control_url: &str) -> Result<String, RecorderError> {
     Ok(format!("{scheme}://{authority}{prefix}/v1/signal"))
 }
 
+/// How often the agent runs the retention sweep.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
+/// Runs `sweep` now and then every [`SWEEP_INTERVAL`]; failures are logged and retried at the
+/// next interval (a recording being written is young, so it is never a candidate).
+async fn sweep_daily(config: Config) {
+    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        tick.tick().await;
+        let c = config.clone();
+        let swept =
+            tokio::task::spawn_blocking(move || crate::sweep(&c, bedside_recording::now_unix_ms()))
+                .await;
+        match swept {
+            Ok(Ok(report)) => info!(
+                deleted = report.deleted.len(),
+                kept = report.kept,
+                skipped = report.skipped.len(),
+                "retention sweep"
+            ),
+            Ok(Err(e)) => warn!(error = %e, "retention sweep failed"),
+            Err(_) => warn!("retention sweep panicked"),
+        }
+    }
+}
+
 /// The next reconnection delay.
 pub fn next_backoff(current: Duration) -> Duration {
     (current * 2).clamp(BACKOFF_MIN, BACKOFF_MAX)
@@ -156,6 +186,10 @@ pub async fn run_agent_until(
     auth.set_sensitive(true);
     request.headers_mut().insert(AUTHORIZATION, auth);
 
+    let sweeper = settings
+        .retention
+        .clone()
+        .map(|config| tokio::spawn(sweep_daily(config)));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut sessions: JoinSet<()> = JoinSet::new();
     let mut backoff = BACKOFF_MIN;
@@ -241,6 +275,9 @@ pub async fn run_agent_until(
         "shutting down: finishing recordings"
     );
     let _ = stop_tx.send(true);
+    if let Some(sweeper) = sweeper {
+        sweeper.abort();
+    }
     while sessions.join_next().await.is_some() {}
     Ok(())
 }

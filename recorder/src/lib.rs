@@ -196,6 +196,13 @@ impl Config {
                 "retention_days must be at least 1".into(),
             ));
         }
+        if self.media_ip.is_unspecified() {
+            return Err(RecorderError::Config(format!(
+                "media_ip {} is a wildcard: name the address bedside's media port can reach \
+                 (it is announced as the recorder's ICE candidate)",
+                self.media_ip
+            )));
+        }
         if let Some(url) = &self.control_url {
             agent::check_control_url(url)?;
         }

@@ -261,6 +261,61 @@ fn sweep_deletes_expired_recordings_and_audits() {
 }
 
 #[test]
+fn run_sweeps_expired_recordings_at_start_even_before_bedside_answers() {
+    let s = setup(1);
+    let root = s.dir.path().join("rec");
+    let old = RecordingId::generate();
+    RecordingWriter::create_at(&root, &old, "visit-1", &ring(1), 1_000)
+        .unwrap()
+        .finish(RecordingInfo::default())
+        .unwrap();
+    let fresh = record(&s, 1);
+    let secret = s.dir.path().join("secret");
+    std::fs::write(&secret, "Hc8Vn2Qx5Tm9Lw3Pz7Rk1Yb4Fd6Gs0Ja2Ue8Io5X\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    // Nothing listens on this port: the agent keeps retrying while the sweep runs.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cfg = std::fs::read_to_string(&s.config).unwrap();
+    cfg.push_str(&format!(
+        "control_url = \"ws://127.0.0.1:{port}/v1/recorder\"\nsecret_file = {secret:?}\n"
+    ));
+    std::fs::write(&s.config, cfg).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bedside-recorder"))
+        .args(["run", "--config"])
+        .arg(&s.config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while root.join(old.to_string()).exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let still_running = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        still_running,
+        "run keeps going while bedside is unreachable"
+    );
+    assert!(
+        !root.join(old.to_string()).exists(),
+        "the expired recording was swept"
+    );
+    assert!(root.join(fresh.to_string()).exists());
+    let audit = std::fs::read_to_string(s.dir.path().join("audit.jsonl")).unwrap();
+    assert!(audit.contains("\"kind\":\"delete\""), "{audit}");
+}
+
+#[test]
 fn config_refuses_unknown_keys_and_run_needs_control_settings() {
     let s = setup(1);
     let mut text_cfg = std::fs::read_to_string(&s.config).unwrap();
@@ -271,6 +326,14 @@ fn config_refuses_unknown_keys_and_run_needs_control_settings() {
     let o = cli(&s, &["run"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("needs control_url"), "{}", text(&o));
+    let mut wildcard = std::fs::read_to_string(&s.config).unwrap();
+    wildcard.push_str("media_ip = \"0.0.0.0\"\n");
+    let bad = s.dir.path().join("wildcard.toml");
+    std::fs::write(&bad, wildcard).unwrap();
+    let err = bedside_recorder::Config::load(&bad)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("media_ip 0.0.0.0 is a wildcard"), "{err}");
 }
 
 #[test]
