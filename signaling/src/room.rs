@@ -721,12 +721,7 @@ impl Room {
         if let Some(rec) = &mut self.recording {
             rec.records.push(record.clone());
         }
-        let recorders: Vec<ParticipantId> = self
-            .members
-            .iter()
-            .filter(|m| m.who.role == Role::Recorder)
-            .map(|m| m.who.id)
-            .collect();
+        let recorders = self.recorder_ids();
         for id in recorders {
             self.out.push_back(Out::Send(
                 id,
@@ -751,12 +746,7 @@ impl Room {
         for m in &mut self.members {
             m.consent = Consent::None;
         }
-        let recorders: Vec<ParticipantId> = self
-            .members
-            .iter()
-            .filter(|m| m.who.role == Role::Recorder)
-            .map(|m| m.who.id)
-            .collect();
+        let recorders = self.recorder_ids();
         for id in recorders {
             self.send_recording_state_to(id, (false, false, false));
             if let Some(pos) = self.members.iter().position(|m| m.who.id == id) {
@@ -823,6 +813,14 @@ impl Room {
                 you,
             },
         ));
+    }
+
+    fn recorder_ids(&self) -> Vec<ParticipantId> {
+        self.members
+            .iter()
+            .filter(|m| m.who.role == Role::Recorder)
+            .map(|m| m.who.id)
+            .collect()
     }
 
     fn joiner(&self, id: ParticipantId) -> Option<Joiner> {
