@@ -309,13 +309,15 @@
   // --- recording consent -----------------------------------------------------------------------
 
   function renderRecording() {
-    const r = state.recording || { active: false, recorded: false, you: false };
+    const r = state.recording || { active: false, recorded: false, you: false, paused: false };
     const indicator = $('recording-indicator');
     indicator.hidden = !r.recorded;
     indicator.textContent = r.you ? '● Recording (including you)' : '● Recording';
     const provider = state.role === 'provider' && state.recordingEnabled;
     $('record-start').hidden = !provider || r.active;
     $('record-stop').hidden = !provider || !r.active;
+    $('record-pause').hidden = !provider || !r.active || r.paused;
+    $('record-resume').hidden = !provider || !r.active || !r.paused;
     if (!r.active) {
       state.consent = null;
       $('consent').hidden = true;
@@ -533,6 +535,8 @@
   $('end-visit').addEventListener('click', () => send({ type: 'end_visit' }));
   $('record-start').addEventListener('click', () => send({ type: 'record_start' }));
   $('record-stop').addEventListener('click', () => send({ type: 'record_stop' }));
+  $('record-pause').addEventListener('click', () => send({ type: 'record_pause' }));
+  $('record-resume').addEventListener('click', () => send({ type: 'record_resume' }));
   $('consent-accept').addEventListener('click', () => answerConsent(true));
   $('consent-decline').addEventListener('click', () => answerConsent(false));
   $('consent-withdraw').addEventListener('click', () => answerConsent(false));

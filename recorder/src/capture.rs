@@ -146,6 +146,33 @@ impl Capture {
         }
     }
 
+    /// The server's recording state says paused or running: a change is a timeline event
+    /// (repeats are ignored; the server re-sends the state on other changes too).
+    pub fn paused(&mut self, now_unix_ms: u64, paused: bool) {
+        let now_paused = self
+            .info
+            .timeline
+            .iter()
+            .rev()
+            .find_map(|e| match e.kind {
+                TimelineKind::Pause => Some(true),
+                TimelineKind::Resume | TimelineKind::Start => Some(false),
+                TimelineKind::Stop => None,
+            })
+            .unwrap_or(false);
+        if now_paused == paused {
+            return;
+        }
+        self.info.timeline.push(TimelineEvent {
+            kind: if paused {
+                TimelineKind::Pause
+            } else {
+                TimelineKind::Resume
+            },
+            at_unix_ms: now_unix_ms,
+        });
+    }
+
     /// A consent decision the server relayed.
     pub fn consent(&mut self, consent: &ConsentInfo) {
         self.participant(consent.participant);

@@ -116,6 +116,8 @@ pub enum Step {
     },
     Participants(Vec<ParticipantId>),
     Consent(ConsentInfo),
+    /// The recording runs; `true` while a provider has paused it.
+    Paused(bool),
     /// A non-fatal error code (logged).
     Warn(ErrorCode),
     End(EndReason),
@@ -148,8 +150,12 @@ pub fn classify(msg: ServerMessage) -> Step {
             Step::End(EndReason::ServerClosed(code))
         }
         ServerMessage::Error { code, .. } => Step::Warn(code),
-        ServerMessage::Recording { active: true, .. }
-        | ServerMessage::Waiting { .. }
+        ServerMessage::Recording {
+            active: true,
+            paused,
+            ..
+        } => Step::Paused(paused),
+        ServerMessage::Waiting { .. }
         | ServerMessage::Queue { .. }
         | ServerMessage::ParticipantLeft { .. }
         | ServerMessage::Pong
@@ -206,6 +212,8 @@ pub enum CaptureInput {
     Inactive(u64, String),
     Participants(Vec<ParticipantId>),
     Consent(ConsentInfo),
+    /// The recording was paused (`true`) or resumed at this time (Unix ms).
+    Paused(u64, bool),
     Media {
         at: u64,
         mid: String,
@@ -222,6 +230,7 @@ pub fn apply(capture: &mut Capture, input: CaptureInput) {
         CaptureInput::Inactive(at, mid) => capture.mid_inactive(at, &mid),
         CaptureInput::Participants(ps) => ps.into_iter().for_each(|p| capture.participant(p)),
         CaptureInput::Consent(c) => capture.consent(&c),
+        CaptureInput::Paused(at, paused) => capture.paused(at, paused),
         CaptureInput::Media {
             at,
             mid,
@@ -556,6 +565,10 @@ impl Media {
             Step::Consent(c) => {
                 let _ = tx.send(CaptureInput::Consent(c)).await;
             }
+            Step::Paused(paused) => {
+                let at = bedside_recording::now_unix_ms();
+                let _ = tx.send(CaptureInput::Paused(at, paused)).await;
+            }
             Step::Warn(code) => {
                 debug!(recording = %id, code = code.as_str(), "server error (not fatal)");
             }
@@ -673,7 +686,8 @@ mod tests {
             end(ServerMessage::Recording {
                 active: false,
                 recorded: false,
-                you: false
+                you: false,
+                paused: false,
             }),
             Some(EndReason::RecordingInactive)
         );
@@ -681,7 +695,8 @@ mod tests {
             end(ServerMessage::Recording {
                 active: true,
                 recorded: true,
-                you: false
+                you: false,
+                paused: false,
             }),
             None
         );

@@ -346,3 +346,33 @@ fn killed_recorder_exports_playable_files() {
     assert_eq!(ivf.frames[0], (0, 5000));
     assert!(!out.join("meta.json").exists());
 }
+
+#[test]
+fn pause_and_resume_are_on_the_timeline_once_each() {
+    use bedside_recording::TimelineKind;
+    let s = setup();
+    let mut c = s.capture();
+    // The server re-sends its state on every change: only transitions count.
+    c.paused(1_000, false);
+    c.paused(2_000, true);
+    c.paused(2_500, true);
+    c.paused(3_000, false);
+    c.paused(3_500, false);
+    let meta = c.finish(4_000).unwrap();
+    let timeline: Vec<(TimelineKind, u64)> = meta
+        .info
+        .timeline
+        .iter()
+        .map(|e| (e.kind, e.at_unix_ms))
+        .collect();
+    assert_eq!(timeline.len(), 4, "{timeline:?}");
+    assert_eq!(timeline[0].0, TimelineKind::Start);
+    assert_eq!(
+        timeline[1..],
+        [
+            (TimelineKind::Pause, 2_000),
+            (TimelineKind::Resume, 3_000),
+            (TimelineKind::Stop, 4_000)
+        ]
+    );
+}

@@ -48,6 +48,8 @@ pub(crate) enum Command {
         recorder_available: bool,
     },
     RecordStop,
+    /// Provider: pause (`true`) or resume (`false`) the recording.
+    RecordPause(bool),
     /// A participant's consent decision about the visit's recording, with the consent text
     /// version they answer and the wall-clock time it arrived.
     Consent {
@@ -137,8 +139,8 @@ struct Member {
     consent: Consent,
     /// What the SFU was last told (`Out::Recordable`).
     recordable: bool,
-    /// The last `recording` message sent to this member: (active, recorded, you).
-    recording_sent: Option<(bool, bool, bool)>,
+    /// The last `recording` message sent to this member.
+    recording_sent: Option<RecordingState>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,9 +152,20 @@ enum Consent {
     Declined,
 }
 
+/// What a member was last told of the recording (see `ServerMessage::Recording`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct RecordingState {
+    active: bool,
+    paused: bool,
+    recorded: bool,
+    you: bool,
+}
+
 /// A recording in progress: consent decisions so far, for the recorder's metadata.
 struct Recording {
     records: Vec<ConsentInfo>,
+    /// A provider paused it: nothing is recordable until resumed; consent stands.
+    paused: bool,
 }
 
 /// A participant who dropped and may return within the grace period.
@@ -505,6 +518,7 @@ impl Room {
                 self.audit("recording_start", &who, Some(from), None);
                 self.recording = Some(Recording {
                     records: Vec::new(),
+                    paused: false,
                 });
                 let ask: Vec<ParticipantId> = self
                     .members
@@ -523,6 +537,23 @@ impl Room {
                     return Err(ErrorCode::RecordingUnavailable);
                 }
                 self.stop_recording(Some(from));
+                self.sync_recording();
+            }
+            Command::RecordPause(pause) => {
+                let Some(rec) = &mut self.recording else {
+                    return Err(ErrorCode::RecordingUnavailable);
+                };
+                if rec.paused == pause {
+                    return Ok(());
+                }
+                rec.paused = pause;
+                let who = self.joiner(from).expect("the actor was found above");
+                let kind = if pause {
+                    "recording_pause"
+                } else {
+                    "recording_resume"
+                };
+                self.audit(kind, &who, Some(from), None);
                 self.sync_recording();
             }
             Command::ShowVideo(_) | Command::Consent { .. } => {
@@ -748,7 +779,7 @@ impl Room {
         }
         let recorders = self.recorder_ids();
         for id in recorders {
-            self.send_recording_state_to(id, (false, false, false));
+            self.send_recording_state_to(id, RecordingState::default());
             if let Some(pos) = self.members.iter().position(|m| m.who.id == id) {
                 let m = self.members.remove(pos);
                 self.audit("depart", &m.who, actor, Some("recording_stopped"));
@@ -766,6 +797,7 @@ impl Room {
     /// either changed.
     fn sync_recording(&mut self) {
         let active = self.recording.is_some();
+        let paused = self.recording.as_ref().is_some_and(|r| r.paused);
         let has_recorder = self
             .members
             .iter()
@@ -773,6 +805,7 @@ impl Room {
         let mut any = false;
         for m in &mut self.members {
             let want = active
+                && !paused
                 && m.state == State::Admitted
                 && m.who.role != Role::Recorder
                 && m.consent == Consent::Accepted;
@@ -783,34 +816,41 @@ impl Room {
             any |= want;
         }
         let recorded = active && has_recorder && any;
-        let states: Vec<(ParticipantId, (bool, bool, bool))> = self
+        let states: Vec<(ParticipantId, RecordingState)> = self
             .members
             .iter()
             .filter(|m| m.state == State::Admitted)
-            .map(|m| (m.who.id, (active, recorded, recorded && m.recordable)))
+            .map(|m| {
+                let state = RecordingState {
+                    active,
+                    paused,
+                    recorded,
+                    you: recorded && m.recordable,
+                };
+                (m.who.id, state)
+            })
             .collect();
         for (id, state) in states {
             self.send_recording_state_to(id, state);
         }
     }
 
-    fn send_recording_state_to(&mut self, id: ParticipantId, state: (bool, bool, bool)) {
+    fn send_recording_state_to(&mut self, id: ParticipantId, state: RecordingState) {
         let Some(m) = self.members.iter_mut().find(|m| m.who.id == id) else {
             return;
         };
         // Nothing to say to someone who never saw a recording.
-        let last = m.recording_sent.unwrap_or((false, false, false));
-        if last == state {
+        if m.recording_sent.unwrap_or_default() == state {
             return;
         }
         m.recording_sent = Some(state);
-        let (active, recorded, you) = state;
         self.out.push_back(Out::Send(
             id,
             ServerMessage::Recording {
-                active,
-                recorded,
-                you,
+                active: state.active,
+                recorded: state.recorded,
+                you: state.you,
+                paused: state.paused,
             },
         ));
     }

@@ -469,6 +469,8 @@ impl Joined {
                     .is_some_and(|r| r.available()),
             }),
             ClientMessage::RecordStop => Some(Command::RecordStop),
+            ClientMessage::RecordPause => Some(Command::RecordPause(true)),
+            ClientMessage::RecordResume => Some(Command::RecordPause(false)),
             ClientMessage::ConsentAccept { ref text_version }
             | ClientMessage::ConsentDecline { ref text_version } => Some(Command::Consent {
                 accept: matches!(msg, ClientMessage::ConsentAccept { .. }),

@@ -810,6 +810,29 @@ async fn a_recorder_agent_gets_a_single_use_ticket_and_joins_as_the_recorder() {
             break;
         }
     }
+    // Pause and resume reach the recorder (for its timeline) and the provider.
+    send(&mut doc, json!({"type": "record_pause"})).await;
+    loop {
+        let r = recv_type_any(&mut rec, "recording").await;
+        if r["paused"] == true {
+            assert_eq!(r["active"], true, "{r}");
+            break;
+        }
+    }
+    loop {
+        let r = recv_type_any(&mut doc, "recording").await;
+        if r["paused"] == true {
+            assert_eq!(r["recorded"], false, "nothing is recorded while paused");
+            break;
+        }
+    }
+    send(&mut doc, json!({"type": "record_resume"})).await;
+    loop {
+        let r = recv_type_any(&mut rec, "recording").await;
+        if r["paused"] == false && r["recorded"] == true {
+            break;
+        }
+    }
     // Stop: the recorder is sent away with a closing code.
     send(&mut doc, json!({"type": "record_stop"})).await;
     expect_error_any(&mut rec, "recording_stopped").await;
@@ -818,6 +841,8 @@ async fn a_recorder_agent_gets_a_single_use_ticket_and_joins_as_the_recorder() {
     for needle in [
         "\"kind\":\"recording_start\"",
         "\"code\":\"accepted:text_version=t-7\"",
+        "\"kind\":\"recording_pause\"",
+        "\"kind\":\"recording_resume\"",
         "\"kind\":\"recording_stop\"",
     ] {
         assert!(audit.contains(needle), "{needle} in {audit}");

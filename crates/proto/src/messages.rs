@@ -68,6 +68,11 @@ pub enum ClientMessage {
     RecordStart,
     /// Provider: stop recording the visit.
     RecordStop,
+    /// Provider: pause the recording (nothing is recorded until `record_resume`; consent
+    /// stands).
+    RecordPause,
+    /// Provider: resume a paused recording.
+    RecordResume,
     /// Consent to being recorded, naming the version of the consent text that was shown.
     ConsentAccept { text_version: String },
     /// Decline being recorded, or withdraw an earlier consent (recording of this participant's
@@ -77,7 +82,7 @@ pub enum ClientMessage {
 
 impl ClientMessage {
     /// The `type` values of every client message, for telling unknown types from bad JSON.
-    pub const KNOWN_TYPES: [&'static str; 17] = [
+    pub const KNOWN_TYPES: [&'static str; 19] = [
         "join",
         "offer",
         "answer",
@@ -93,6 +98,8 @@ impl ClientMessage {
         "show_video",
         "record_start",
         "record_stop",
+        "record_pause",
+        "record_resume",
         "consent_accept",
         "consent_decline",
     ];
@@ -114,6 +121,8 @@ impl ClientMessage {
             ClientMessage::ShowVideo { .. } => "show_video",
             ClientMessage::RecordStart => "record_start",
             ClientMessage::RecordStop => "record_stop",
+            ClientMessage::RecordPause => "record_pause",
+            ClientMessage::RecordResume => "record_resume",
             ClientMessage::ConsentAccept { .. } => "consent_accept",
             ClientMessage::ConsentDecline { .. } => "consent_decline",
         }
@@ -172,11 +181,13 @@ pub enum ServerMessage {
     ConsentRequest { text_version: String, text: String },
     /// The visit's recording state, sent to everyone admitted on every change. `recorded`:
     /// something is being recorded now (show the recording indicator); `you`: this
-    /// participant's own tracks are among it.
+    /// participant's own tracks are among it; `paused`: a provider paused the recording.
     Recording {
         active: bool,
         recorded: bool,
         you: bool,
+        #[serde(default)]
+        paused: bool,
     },
     /// For the recorder only: a consent decision, for the recording's metadata.
     ConsentRecorded { consent: ConsentInfo },

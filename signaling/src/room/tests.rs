@@ -360,7 +360,15 @@ fn recording_state(outs: &[Out], id: ParticipantId) -> Option<(bool, bool, bool)
             active,
             recorded,
             you,
+            ..
         } => Some((active, recorded, you)),
+        _ => None,
+    })
+}
+
+fn paused_state(outs: &[Out], id: ParticipantId) -> Option<bool> {
+    to(outs, id).into_iter().rev().find_map(|m| match m {
+        ServerMessage::Recording { paused, .. } => Some(paused),
         _ => None,
     })
 }
@@ -519,6 +527,62 @@ fn only_consenting_participants_are_recorded_and_withdrawal_stops_it() {
         r.handle_command(t0, p(2), consent(true, "v2")),
         Err(ErrorCode::ConsentMismatch),
         "consent belongs to a recording"
+    );
+}
+
+#[test]
+fn a_paused_recording_records_nobody_and_resumes_with_consent_intact() {
+    let t0 = Instant::now();
+    let mut r = recording_room(t0);
+    r.handle_command(
+        t0,
+        p(1),
+        Command::RecordStart {
+            recorder_available: true,
+        },
+    )
+    .unwrap();
+    r.handle_join(t0, joiner(9, Role::Recorder)).unwrap();
+    r.handle_command(t0, p(1), consent(true, "v2")).unwrap();
+    r.handle_command(t0, p(2), consent(true, "v2")).unwrap();
+    drain(&mut r);
+    assert_eq!(
+        r.handle_command(t0, p(2), Command::RecordPause(true)),
+        Err(ErrorCode::Forbidden),
+        "only the provider pauses"
+    );
+    drain(&mut r);
+    r.handle_command(t0, p(1), Command::RecordPause(true))
+        .unwrap();
+    let outs = drain(&mut r);
+    let mut off = recordable(&outs);
+    off.sort();
+    assert_eq!(off, vec![(p(1), false), (p(2), false)]);
+    assert_eq!(recording_state(&outs, p(2)), Some((true, false, false)));
+    assert_eq!(
+        paused_state(&outs, p(9)),
+        Some(true),
+        "the recorder notes the pause"
+    );
+    assert!(audits(&outs).iter().any(|a| a.0 == "recording_pause"));
+    // Pausing twice is harmless; a consent answer while paused still counts.
+    r.handle_command(t0, p(1), Command::RecordPause(true))
+        .unwrap();
+    assert!(drain(&mut r).is_empty());
+
+    r.handle_command(t0, p(1), Command::RecordPause(false))
+        .unwrap();
+    let outs = drain(&mut r);
+    let mut on = recordable(&outs);
+    on.sort();
+    assert_eq!(on, vec![(p(1), true), (p(2), true)], "consent stands");
+    assert_eq!(recording_state(&outs, p(2)), Some((true, true, true)));
+    assert_eq!(paused_state(&outs, p(9)), Some(false));
+    assert!(audits(&outs).iter().any(|a| a.0 == "recording_resume"));
+    r.handle_command(t0, p(1), Command::RecordStop).unwrap();
+    assert_eq!(
+        r.handle_command(t0, p(1), Command::RecordPause(true)),
+        Err(ErrorCode::RecordingUnavailable)
     );
 }
 
