@@ -11,7 +11,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -343,6 +343,17 @@ test('the recorder connects over wss:// trusting ca_file, and refuses an untrust
     const provider = await openPerson(chrome.browser,
       `${tserver.web}/join#token=${tserver.token('e2e-wss-visit', 'provider')}`);
     await provider.page.getByTestId('join').click();
+    // Alone in the visit, the provider has nobody to decode: wait until their microphone
+    // reaches the SFU, so the recorded time below is media time (a loaded CI machine takes a
+    // few seconds to connect a debug build).
+    await waitFor(() => provider.page.evaluate(async () => {
+      for (const pc of window.__pcs || []) {
+        let sent = 0;
+        (await pc.getStats()).forEach((s) => { if (s.type === 'outbound-rtp' && s.kind === 'audio') sent += s.packetsSent || 0; });
+        if (pc.connectionState === 'connected' && sent > 0) return true;
+      }
+      return false;
+    }), { what: 'the provider to send audio', timeout: 30000 });
     await provider.page.getByTestId('record-start').click();
     await provider.page.getByTestId('consent-dialog').waitFor({ state: 'visible', timeout: 15000 });
     await waitFor(async () => (await idsByRole(provider.page)).recorder,
@@ -350,6 +361,11 @@ test('the recorder connects over wss:// trusting ca_file, and refuses an untrust
     await provider.page.getByTestId('consent-accept').click();
     await waitFor(async () => (await indicator(provider).isVisible()) && /including you/.test(await indicator(provider).textContent()),
       { what: 'the provider to be told they are recorded', timeout: 15000 });
+    // The first 64 KiB chunk of the provider's audio (~0.7 s) is on disk: media flows.
+    await waitFor(() => existsSync(storageOf) && readdirSync(storageOf).some((r) => {
+      const d = join(storageOf, r);
+      return existsSync(d) && readdirSync(d).some((f) => /-audio-\d+\.wav\.enc$/.test(f) && statSync(join(d, f)).size > 65536);
+    }), { what: "the recorder to write the provider's audio", timeout: 30000 });
     await sleep(3000);
     await provider.page.getByTestId('record-stop').click();
     await waitFor(async () => !(await indicatorShown(provider)), { what: 'the indicator to go off', timeout: 10000 });
