@@ -393,6 +393,9 @@
   }
 
   async function startMedia() {
+    // A quick click on "Join" can come before the camera and microphone are up: wait for
+    // them, or the visit would be joined without publishing anything.
+    if (state.devicesReady) await state.devicesReady;
     const pc = new RTCPeerConnection({ iceServers: state.iceServers, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
     state.pc = pc;
     const stream = state.localStream;
@@ -553,6 +556,7 @@
     $('join').disabled = true;
   } else {
     const devices = startDevices();
+    state.devicesReady = devices;
     // A reload during a visit rejoins by itself (the grace period keeps the admission).
     if (sessionStorage.getItem('bedside.autojoin') === '1') devices.then(join);
   }
