@@ -118,11 +118,16 @@ async function consentRound(provider, patient, caregiver) {
   // The recorder joins on record_start; wait for it so the recorded time starts at consent.
   await waitFor(async () => (await idsByRole(provider.page)).recorder, { what: 'the recorder to join', timeout: 20000 });
   await caregiver.page.getByTestId('consent-decline').click();
-  await patient.page.getByTestId('consent-accept').click();
-  await provider.page.getByTestId('consent-accept').click();
-  await waitFor(async () => (await indicator(provider).isVisible()) && /including you/.test(await indicator(provider).textContent()),
-    { what: 'the provider to be told they are recorded', timeout: 15000 });
-  return Date.now();
+  // Each person's recorded time starts when they are told they are recorded.
+  const recordedSince = async (person, who) => {
+    await person.page.getByTestId('consent-accept').click();
+    await waitFor(async () => (await indicator(person).isVisible()) && /including you/.test(await indicator(person).textContent()),
+      { what: `the ${who} to be told they are recorded`, timeout: 15000 });
+    return Date.now();
+  };
+  const patientT0 = await recordedSince(patient, 'patient');
+  const providerT0 = await recordedSince(provider, 'provider');
+  return { provider: providerT0, patient: patientT0 };
 }
 
 test('only consenting participants are recorded; the export plays the right tones and decodes', async () => {
@@ -147,7 +152,8 @@ test('only consenting participants are recorded; the export plays the right tone
   assert.ok(ids.patient && ids.caregiver && providerId);
 
   const usage0 = processUsage(recorder.child.pid);
-  const t0 = await consentRound(provider, patient, caregiver);
+  const since = await consentRound(provider, patient, caregiver);
+  const t0 = since.provider;
   for (const p of [provider, patient, caregiver]) {
     await waitFor(() => indicatorShown(p), { what: 'every client to show the recording indicator', timeout: 10000 });
   }
@@ -159,7 +165,7 @@ test('only consenting participants are recorded; the export plays the right tone
   for (const p of [provider, patient, caregiver]) {
     await waitFor(async () => !(await indicatorShown(p)), { what: 'the indicator to go off', timeout: 10000 });
   }
-  const expected = (t1 - t0) / 1000;
+  const expectedOf = { provider: (t1 - since.provider) / 1000, patient: (t1 - since.patient) / 1000 };
   figures.recorder_cpu_seconds_per_participant_minute = Number(
     ((usage1.cpuSeconds - usage0.cpuSeconds) / (2 * ((t1 - t0) / 60000))).toFixed(3));
   figures.recorder_rss_mib = Number((usage1.rssBytes / 1048576).toFixed(1));
@@ -183,6 +189,8 @@ test('only consenting participants are recorded; the export plays the right tone
   assert.ok(!files.some((n) => n.startsWith(`p${ids.caregiver}-`)), `the caregiver has no files: ${files}`);
 
   for (const [who, pid, tone] of [['provider', providerId, PROVIDER_TONE], ['patient', ids.patient, PATIENT_TONE]]) {
+    const expected = expectedOf[who];
+    figures[`${who}_recorded_seconds`] = Number(expected.toFixed(2));
     const wavName = files.find((n) => n.startsWith(`p${pid}-audio`) && n.endsWith('.wav'));
     assert.ok(wavName, `${who} has a WAV: ${files}`);
     const wav = readWav(join(out, wavName));
