@@ -391,6 +391,18 @@ fn recording_room(t0: Instant) -> Room {
     r
 }
 
+/// The provider (1) starts recording with a recorder agent available.
+fn start_recording(r: &mut Room, t0: Instant) {
+    r.handle_command(
+        t0,
+        p(1),
+        Command::RecordStart {
+            recorder_available: true,
+        },
+    )
+    .unwrap();
+}
+
 #[test]
 fn only_a_provider_starts_recording_and_only_where_it_is_enabled() {
     let t0 = Instant::now();
@@ -441,14 +453,7 @@ fn only_a_provider_starts_recording_and_only_where_it_is_enabled() {
 fn only_consenting_participants_are_recorded_and_withdrawal_stops_it() {
     let t0 = Instant::now();
     let mut r = recording_room(t0);
-    r.handle_command(
-        t0,
-        p(1),
-        Command::RecordStart {
-            recorder_available: true,
-        },
-    )
-    .unwrap();
+    start_recording(&mut r, t0);
     let outs = drain(&mut r);
     for id in [p(1), p(2)] {
         assert!(
@@ -534,14 +539,7 @@ fn only_consenting_participants_are_recorded_and_withdrawal_stops_it() {
 fn a_paused_recording_records_nobody_and_resumes_with_consent_intact() {
     let t0 = Instant::now();
     let mut r = recording_room(t0);
-    r.handle_command(
-        t0,
-        p(1),
-        Command::RecordStart {
-            recorder_available: true,
-        },
-    )
-    .unwrap();
+    start_recording(&mut r, t0);
     r.handle_join(t0, joiner(9, Role::Recorder)).unwrap();
     r.handle_command(t0, p(1), consent(true, "v2")).unwrap();
     r.handle_command(t0, p(2), consent(true, "v2")).unwrap();
@@ -590,14 +588,7 @@ fn a_paused_recording_records_nobody_and_resumes_with_consent_intact() {
 fn the_recorder_is_sent_away_when_everyone_else_has_left() {
     let t0 = Instant::now();
     let mut r = recording_room(t0);
-    r.handle_command(
-        t0,
-        p(1),
-        Command::RecordStart {
-            recorder_available: true,
-        },
-    )
-    .unwrap();
+    start_recording(&mut r, t0);
     r.handle_join(t0, joiner(9, Role::Recorder)).unwrap();
     r.handle_command(t0, p(2), consent(true, "v2")).unwrap();
     drain(&mut r);
