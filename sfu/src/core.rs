@@ -214,7 +214,7 @@ impl Forwarder {
         };
         t.publisher != subscriber
             && s.visit == t.visit
-            // The recorder gets only what consent allows (DESIGN.md "Recording").
+            // The recorder gets only what consent allows (docs/design.md "Recording").
             && (s.role != Role::Recorder || p.recordable)
             && self
                 .policy

@@ -1,7 +1,7 @@
 //! The Bedside media plane.
 //!
 //! - [`core`] decides who receives which track, routes keyframe requests and throttles them.
-//!   It does no I/O and takes time as an argument (STYLE.md 1), so every rule is a unit test.
+//!   It does no I/O and takes time as an argument, so every rule is a unit test.
 //! - [`engine`] is the thin shell around it: one UDP socket for every peer, one `str0m::Rtc`
 //!   per peer, a single thread that owns all of them, and a command channel from signaling.
 

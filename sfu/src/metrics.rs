@@ -2,7 +2,8 @@ use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
 
-/// The media engine's metrics (STYLE.md 11: base units, fixed label values, never ids).
+/// The media engine's metrics (base units, label values from fixed sets, never visit or
+/// participant ids, which would be unbounded and identifying).
 #[derive(Clone, Debug)]
 pub struct SfuMetrics {
     /// Datagrams dropped on the media port, by reason (`malformed`, `unmatched`, `rejected`,

@@ -1,6 +1,6 @@
-//! Role-based routing as data (DESIGN.md "Roles"): for each visit type, which sources each role
-//! may publish and which (role, source) pairs each role receives. Hospital IT changes the table
-//! in config; nothing here is a code path per role.
+//! Role-based routing as data (docs/design.md "Roles"): for each visit type, which sources each
+//! role may publish and which (role, source) pairs each role receives. Hospital IT changes the
+//! table in config; nothing here is a code path per role.
 //!
 //! A receive rule is written `ROLE[:SOURCE][+shown]`: `ROLE` is a role name or `*`, `SOURCE` is
 //! `microphone`, `camera`, `screen` or `*` (the default), and `+shown` limits the rule to
@@ -168,7 +168,7 @@ fn default_publish() -> HashMap<Role, Vec<Source>> {
 }
 
 impl Default for RoutingTable {
-    /// DESIGN.md's defaults.
+    /// The defaults of docs/roles.md.
     fn default() -> Self {
         let clinicians: &[&str] = &["provider", "chaperone", "supervisor"];
         // Rules every visit type shares: clinicians receive everything, the interpreter all

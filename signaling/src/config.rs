@@ -1,4 +1,4 @@
-//! The one typed config tree of `bedside` (STYLE.md 6): defaults → TOML file → `BEDSIDE_*`
+//! The one typed config tree of `bedside`: defaults → TOML file → `BEDSIDE_*`
 //! environment → [`Config::validate`], then read-only. `deploy/config/bedside.example.toml`
 //! documents every key; keep the two in step.
 //!
@@ -23,15 +23,15 @@ pub struct Config {
     pub signaling: SignalingConfig,
     pub log: LogConfig,
     pub visits: VisitsConfig,
-    /// Who publishes and receives what, per visit type (`docs/roles.md`). Default: DESIGN.md's
-    /// table. A visit type given here replaces that type's defaults whole.
+    /// Who publishes and receives what, per visit type (`docs/roles.md`). Default: the table in
+    /// docs/roles.md. A visit type given here replaces that type's defaults whole.
     pub routing: RoutingTable,
     pub audit: AuditConfig,
     pub turn: TurnConfig,
     pub recording: RecordingConfig,
 }
 
-/// Recording (DESIGN.md "Recording"): off unless enabled. The recorder itself
+/// Recording (docs/design.md "Recording"): off unless enabled. The recorder itself
 /// (`bedside-recorder run`) has its own config with the storage and the key-encryption key.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]

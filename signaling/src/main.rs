@@ -1,4 +1,5 @@
-//! `bedside` command line: config → telemetry → run (STYLE.md 4).
+//! `bedside` command line: config → telemetry → run; the work is in the library so tests
+//! can run it on port 0.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

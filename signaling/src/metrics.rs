@@ -3,7 +3,8 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-/// Signaling metrics (STYLE.md 11). The media engine registers its own in the same registry.
+/// Signaling metrics (base units, label values from fixed sets, never ids). The media engine
+/// registers its own in the same registry.
 #[derive(Clone)]
 pub struct Metrics {
     pub registry: Registry,

@@ -1,7 +1,8 @@
-//! One visit's clinic logic, without I/O (STYLE.md 1): who is in the visit, who waits, who may
-//! admit, deny, remove and end, grace periods and the maximum wait. Inputs are `handle_*(now,
-//! …)`, outputs are [`Out`]s from [`Room::poll_output`] and timers from [`Room::poll_timeout`].
-//! The visit task in `visits.rs` owns one `Room` and carries the outputs out.
+//! One visit's clinic logic, without I/O (time is an argument, so every rule is a unit test): who
+//! is in the visit, who waits, who may admit, deny, remove and end, grace periods and the maximum
+//! wait. Inputs are `handle_*(now, …)`, outputs are [`Out`]s from [`Room::poll_output`] and timers
+//! from [`Room::poll_timeout`]. The visit task in `visits.rs` owns one `Room` and carries the
+//! outputs out.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -189,12 +190,12 @@ pub(crate) struct Room {
     out: VecDeque<Out>,
 }
 
-/// Roles that wait for a clinician (DESIGN.md "Roles").
+/// Roles that wait for a clinician (docs/design.md "Roles").
 pub(crate) fn waits(role: Role) -> bool {
     matches!(role, Role::Patient | Role::Caregiver | Role::Interpreter)
 }
 
-/// Roles that may admit, deny, remove and end (DESIGN.md "Roles": the provider).
+/// Roles that may admit, deny, remove and end (docs/design.md "Roles": the provider).
 fn runs_visit(role: Role) -> bool {
     role == Role::Provider
 }

@@ -1,4 +1,5 @@
-//! One WebSocket signaling session, as two typed states (STYLE.md 3): [`AwaitingJoin`] holds a
+//! One WebSocket signaling session, as two typed states, so a message only valid after
+//! joining cannot be handled before it: [`AwaitingJoin`] holds a
 //! fresh socket until a valid `join`, which turns it into a [`Joined`] session in a visit.
 //! Only a `Joined` session can reach the media engine.
 

@@ -1,5 +1,5 @@
-//! TURN credentials for participants (DESIGN.md "Tokens and credentials"): the TURN REST scheme
-//! that coturn calls `use-auth-secret`. Username `<unix expiry>:<opaque id>`, password
+//! TURN credentials for participants (docs/design.md "Tokens and credentials"): the TURN REST
+//! scheme that coturn calls `use-auth-secret`. Username `<unix expiry>:<opaque id>`, password
 //! `base64(HMAC-SHA1(secret, username))`. `bedside-turn` checks them with the same secret.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

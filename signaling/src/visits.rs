@@ -1,4 +1,4 @@
-//! Visits: one task per visit owns its [`Room`] (STYLE.md 2) and carries the room's outputs
+//! Visits: one task per visit owns its [`Room`] by value (no lock) and carries the room's outputs
 //! out to sessions, the media engine and the audit log. The registry maps visit ids to those
 //! tasks' channels and remembers visits a provider ended.
 

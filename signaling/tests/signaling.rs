@@ -1,5 +1,5 @@
 //! Signaling end to end against an in-process server on port 0: the join flow, presence, and
-//! every kind of bad input of issue 2, each refused with its documented code while other
+//! every kind of bad input, each refused with its documented code while other
 //! sessions carry on.
 
 use std::net::SocketAddr;

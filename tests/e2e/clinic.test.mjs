@@ -1,4 +1,4 @@
-// Issue 3's end-to-end checks in real Chromium: the waiting room, admission and denial,
+// The clinic in real Chromium: the waiting room, admission and denial,
 // role-based routing in a group visit, and a reload within the grace period.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';

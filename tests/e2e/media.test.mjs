@@ -1,4 +1,4 @@
-// Issue 2's end-to-end check: three Chromium participants in one visit and a fourth in another,
+// Media end to end: three Chromium participants in one visit and a fourth in another,
 // through the real `bedside dev` binary. Asserts what people would notice: each of the three
 // sees and hears the other two, the fourth gets nothing, and someone who leaves disappears.
 import { test, before, after } from 'node:test';

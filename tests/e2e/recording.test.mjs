@@ -1,4 +1,4 @@
-// Issue 5's end-to-end check: `bedside serve` with recording enabled, a separate
+// Recording end to end: `bedside serve` with recording enabled, a separate
 // `bedside-recorder run` process, and three people in headless Chromium whose fake microphones
 // play known tones. A provider starts recording; the provider and the patient consent, the
 // caregiver declines. What a person (or an auditor) would notice is asserted: every client

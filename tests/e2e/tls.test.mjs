@@ -1,4 +1,4 @@
-// Issue 7: `bedside serve` with HTTPS accepts a WSS join from Chromium, and a running visit
+// `bedside serve` with HTTPS accepts a WSS join from Chromium, and a running visit
 // survives a certificate rotation (files replaced, then SIGHUP) while new connections get the
 // new certificate.
 import { test, before, after } from 'node:test';

@@ -1,4 +1,4 @@
-// Issue 4's browser proofs: a participant whose browser may use only TURN relays
+// TURN in the browser: a participant whose browser may use only TURN relays
 // (iceTransportPolicy 'relay') joins a visit through a separate `bedside-turn` over UDP, over
 // TCP and over TLS, and decodes video; the selected ICE pair is a relay of that protocol. And
 // with a wrong TURN password there is no relay and no connection.

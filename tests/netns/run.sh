@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 4's firewall proof: a clinician whose network passes only TCP 443 of the TURN host
+# The firewall proof: a clinician whose network passes only TCP 443 of the TURN host
 # still gets into a visit, and the call runs through bedside-turn over TLS.
 #
 # Two network namespaces of this run only, joined by one veth pair, addresses in 10.231.7.0/24

@@ -1,7 +1,7 @@
-//! The Bedside audit log (DESIGN.md "Audit and logs"): an append-only file of JSON lines, one
-//! entry per auditable event (joins, admissions, denials, departures, consent, recording,
-//! export, deletion), each entry chained to the one before it by SHA-256 so that editing,
-//! deleting, reordering or inserting an entry anywhere but at the very end is detectable.
+//! The Bedside audit log (docs/design.md "Audit and logs"): an append-only file of JSON lines, one
+//! entry per auditable event (joins, admissions, denials, departures, consent, recording, export,
+//! deletion), each entry chained to the one before it by SHA-256 so that editing, deleting,
+//! reordering or inserting an entry anywhere but at the very end is detectable.
 //!
 //! # Format
 //!

@@ -13,7 +13,8 @@ pub use messages::{
 };
 pub use role::{Role, VisitType};
 
-/// The largest signaling message the server accepts, in bytes (DESIGN.md, issue 2).
+/// The largest signaling message the server accepts, in bytes: an SDP offer with every
+/// source a role may publish fits many times over, and a flood of large frames cannot grow memory.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// Why a client message could not be decoded.

@@ -3,7 +3,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// The roles of DESIGN.md "Roles".
+/// The roles of a visit (docs/design.md "Roles").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -39,7 +39,7 @@ impl Role {
         }
     }
 
-    /// Clinicians run the visit (DESIGN.md "Users").
+    /// Clinicians run the visit (docs/design.md "Users").
     pub fn is_clinician(self) -> bool {
         matches!(self, Role::Provider | Role::Chaperone | Role::Supervisor)
     }
@@ -73,7 +73,7 @@ impl FromStr for Role {
     }
 }
 
-/// The visit types that have a routing policy (DESIGN.md "Roles").
+/// The visit types that have a routing policy (docs/design.md "Roles").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VisitType {

@@ -1,4 +1,4 @@
-//! Bedside recording storage (DESIGN.md "Recording"): each recording is a directory
+//! Bedside recording storage (docs/design.md "Recording"): each recording is a directory
 //! `<root>/<recording-id>/` holding `key.json` (the recording's random 256-bit data key,
 //! wrapped by a key-encryption key) and one encrypted file per stream: `meta.json.enc` and the
 //! media (`<participant>-audio.wav.enc`, `<participant>-video.ivf.enc`, …).

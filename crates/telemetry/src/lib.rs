@@ -1,4 +1,4 @@
-//! Logging set-up and the `Redacted` wrapper (STYLE.md 10): operational logs carry opaque ids
+//! Logging set-up and the `Redacted` wrapper: operational logs carry opaque ids
 //! only; anything that may hold PHI or a secret is wrapped so it cannot be formatted.
 
 use std::fmt;

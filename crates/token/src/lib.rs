@@ -1,4 +1,4 @@
-//! Join tokens (DESIGN.md "Tokens and credentials"): the claims, verification, and the signing
+//! Join tokens (docs/design.md "Tokens and credentials"): the claims, verification, and the signing
 //! that `bedside token` and `bedside dev` use with the dev key.
 //!
 //! Tokens are signed by the hospital's scheduling system with EdDSA or RS256 (a public key in

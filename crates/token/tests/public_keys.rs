@@ -1,5 +1,5 @@
-//! Join tokens signed by a scheduling system with EdDSA or RS256 (DESIGN.md "Tokens and
-//! credentials"), and the attacks a verifier of public-key tokens must refuse.
+//! Join tokens signed by a scheduling system with EdDSA or RS256 (docs/design.md
+//! "Tokens and credentials"), and the attacks a verifier of public-key tokens must refuse.
 
 use base64::Engine as _;
 use bedside_proto::Role;

@@ -1,7 +1,8 @@
 //! The async shell around the forwarding core: one UDP socket shared by every peer, one
-//! `str0m::Rtc` per peer, all owned by a single media thread (STYLE.md 2). Signaling talks to it
-//! through [`Sfu`], a cheap handle that sends commands; the engine answers each peer through
-//! that peer's event channel, so answers and server offers reach the client in order.
+//! `str0m::Rtc` per peer, all owned by a single media thread (no locks: one owner, by `&mut`).
+//! Signaling talks to it through [`Sfu`], a cheap handle that sends commands; the engine answers
+//! each peer through that peer's event channel, so answers and server offers reach the client in
+//! order.
 
 mod peer;
 mod stats;
@@ -561,8 +562,8 @@ impl Engine {
         }
     }
 
-    /// Refuses an offer that sends a source the role may not publish (issue 3: "refused at
-    /// negotiation"), before str0m sees it.
+    /// Refuses an offer that sends a source the role may not publish at negotiation, before
+    /// str0m sees it (docs/roles.md).
     fn check_publish(
         &self,
         visit_type: VisitType,
