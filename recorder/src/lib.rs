@@ -493,10 +493,18 @@ pub fn sweep(config: &Config, now_unix_ms: u64) -> Result<SweepReport, RecorderE
     let root = &config.storage_dir;
     let retention_ms = u64::from(config.retention_days) * 86_400_000;
     let mut report = SweepReport::default();
-    let entries = std::fs::read_dir(root).map_err(|source| RecorderError::Io {
-        path: root.clone(),
-        source,
-    })?;
+    let entries = match std::fs::read_dir(root) {
+        Ok(entries) => entries,
+        // Nothing has been recorded yet (a first start): nothing to delete. The directory is
+        // created with the first recording.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(report),
+        Err(source) => {
+            return Err(RecorderError::Io {
+                path: root.clone(),
+                source,
+            })
+        }
+    };
     let mut ids = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|source| RecorderError::Io {

@@ -261,6 +261,24 @@ fn sweep_deletes_expired_recordings_and_audits() {
 }
 
 #[test]
+fn sweep_before_the_first_recording_finds_nothing_and_warns_of_nothing() {
+    // A first start: the storage directory does not exist until something is recorded.
+    let s = setup(1);
+    assert!(!s.dir.path().join("rec").exists());
+    let config = bedside_recorder::Config::load(&s.config).unwrap();
+    let report = bedside_recorder::sweep(&config, bedside_recording::now_unix_ms()).unwrap();
+    assert!(report.deleted.is_empty() && report.skipped.is_empty());
+    assert_eq!(report.kept, 0);
+    let o = Command::new(env!("CARGO_BIN_EXE_bedside-recorder"))
+        .args(["sweep", "--config"])
+        .arg(&s.config)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).to_lowercase().contains("warn"), "{}", text(&o));
+}
+
+#[test]
 fn run_sweeps_expired_recordings_at_start_even_before_bedside_answers() {
     let s = setup(1);
     let root = s.dir.path().join("rec");

@@ -232,7 +232,14 @@ fn mint(
         name,
         reason,
     };
-    Ok(sign_hs256(secret, &claims)?)
+    match sign_hs256(secret, &claims) {
+        Err(bedside_token::TokenError::TooLarge) => bail!(
+            "the token would be longer than the {} bytes the server accepts; shorten --name, \
+             --reason, --sub or --visit",
+            bedside_token::MAX_TOKEN_BYTES
+        ),
+        other => Ok(other?),
+    }
 }
 
 async fn dev(
@@ -250,9 +257,11 @@ async fn dev(
     let audit_path = dir.join("audit.jsonl");
     let audit = AuditLog::open(&audit_path)
         .with_context(|| format!("opening the dev audit log {}", audit_path.display()))?;
+    // The same signaling limits a config file gets by default, so dev behaves like serve.
+    let signaling = bedside::config::SignalingConfig::default();
     let settings = Settings {
         verifier: Verifier::hs256(&secret, Some(devstate::DEV_ISSUER), 30),
-        join_timeout: Duration::from_secs(10),
+        join_timeout: Duration::from_secs(signaling.join_timeout_seconds),
         sfu: SfuConfig {
             bind: SocketAddr::new(listen.ip(), 0),
             advertise: Vec::new(),
@@ -260,7 +269,7 @@ async fn dev(
         },
         limits: Settings::default_limits(),
         audit,
-        join_rate: (10.0, 60),
+        join_rate: (signaling.join_rate_per_second, signaling.join_burst),
         turn: Some(turn.settings),
         tls: None,
         recording: Some(bedside::RecordingSettings {
@@ -400,6 +409,7 @@ async fn serve(config: Config) -> Result<()> {
         max_participants: v.max_participants,
         max_wait: Duration::from_secs(v.max_wait_seconds),
         grace: Duration::from_secs(v.grace_seconds),
+        deny_cooldown: Duration::from_secs(v.deny_cooldown_seconds),
     };
     let settings = Settings {
         verifier,

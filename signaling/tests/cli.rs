@@ -145,6 +145,30 @@ fn token_mints_every_role_and_refuses_unknown_ones() {
 }
 
 #[test]
+fn token_refuses_to_mint_what_the_server_would_refuse_as_too_long() {
+    let dir = tempfile::tempdir().unwrap();
+    let mint = |reason_len: usize| {
+        Command::new(BIN)
+            .args(["token", "--visit", "v", "--role", "patient", "--reason"])
+            .arg("r".repeat(reason_len))
+            .arg("--state-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    // Base64 makes the claims a third longer: 5,000 bytes of reason fit, 7,000 do not.
+    let fits = mint(5_000);
+    assert!(fits.status.success());
+    assert!(fits.stdout.len() <= bedside_token::MAX_TOKEN_BYTES + 1);
+    let long = mint(7_000);
+    assert!(!long.status.success());
+    assert!(long.stdout.is_empty(), "no token is printed");
+    let err = String::from_utf8_lossy(&long.stderr);
+    assert!(err.contains("8192 bytes"), "{err}");
+    assert!(!err.contains("rrrr"), "the reason (PHI) is not echoed");
+}
+
+#[test]
 fn audit_verify_reports_a_good_log_and_a_tampered_one() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");

@@ -105,6 +105,23 @@ pub enum TokenError {
     /// A configured key (or a signing key) is not a valid key of its algorithm.
     #[error("a token key is invalid or of the wrong kind")]
     InvalidKey,
+    /// A token longer than [`MAX_TOKEN_BYTES`]: refused when verifying, and when signing so
+    /// that no tool mints a token the server would then refuse.
+    #[error("the join token is longer than 8 KiB")]
+    TooLarge,
+}
+
+/// The longest join token accepted, in bytes. Real tokens are a few hundred bytes; the bound
+/// keeps a hostile one from costing signature work or memory.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// Refuses a freshly signed token that the verifier would refuse for its size.
+fn within_size(token: String) -> Result<String, TokenError> {
+    if token.len() > MAX_TOKEN_BYTES {
+        Err(TokenError::TooLarge)
+    } else {
+        Ok(token)
+    }
 }
 
 /// Verifies join tokens against the configured keys.
@@ -171,8 +188,8 @@ impl Verifier {
     }
 
     pub fn verify(&self, token: &str) -> Result<Grant, TokenError> {
-        if token.len() > 8 * 1024 {
-            return Err(TokenError::Malformed);
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::TooLarge);
         }
         let header = keys::read_header(token)?;
         let key = match header.alg {
@@ -242,6 +259,7 @@ pub fn sign_hs256(secret: &[u8], claims: &Claims) -> Result<String, TokenError> 
         &EncodingKey::from_secret(secret),
     )
     .map_err(|_| TokenError::Malformed)
+    .and_then(within_size)
 }
 
 /// Signs claims with a private key in PEM (PKCS#8 `PRIVATE KEY`; for RS256 also PKCS#1
@@ -263,13 +281,15 @@ pub fn sign_with_pem(
     .map_err(|_| TokenError::InvalidKey)?;
     let mut header = Header::new(alg.jwt());
     header.kid = kid.map(str::to_owned);
-    jsonwebtoken::encode(&header, claims, &key).map_err(|e| match e.kind() {
-        ErrorKind::InvalidKeyFormat
-        | ErrorKind::InvalidRsaKey(_)
-        | ErrorKind::InvalidEcdsaKey
-        | ErrorKind::RsaFailedSigning => TokenError::InvalidKey,
-        _ => TokenError::Malformed,
-    })
+    jsonwebtoken::encode(&header, claims, &key)
+        .map_err(|e| match e.kind() {
+            ErrorKind::InvalidKeyFormat
+            | ErrorKind::InvalidRsaKey(_)
+            | ErrorKind::InvalidEcdsaKey
+            | ErrorKind::RsaFailedSigning => TokenError::InvalidKey,
+            _ => TokenError::Malformed,
+        })
+        .and_then(within_size)
 }
 
 #[cfg(test)]
@@ -364,7 +384,7 @@ mod tests {
         assert_eq!(v.verify("garbage").unwrap_err(), TokenError::Malformed);
         assert_eq!(
             v.verify(&"a".repeat(10_000)).unwrap_err(),
-            TokenError::Malformed
+            TokenError::TooLarge
         );
     }
 
