@@ -248,6 +248,8 @@
         $('waiting-message').textContent = msg.message ? `Message from your care team: ${msg.message}` : '';
         break;
       case 'admitted':
+        // TURN credentials are handed out on admission, not to someone still waiting.
+        if (msg.ice_servers && msg.ice_servers.length) state.iceServers = msg.ice_servers;
         await enterCall(msg.participants);
         break;
       case 'queue':

@@ -136,9 +136,8 @@ pub fn classify(msg: ServerMessage) -> Step {
     match msg {
         ServerMessage::Answer { sdp } => Step::Answer(sdp),
         ServerMessage::Offer { sdp, tracks } => Step::Offer { sdp, tracks },
-        ServerMessage::Joined { participants, .. } | ServerMessage::Admitted { participants } => {
-            Step::Participants(others(&participants))
-        }
+        ServerMessage::Joined { participants, .. }
+        | ServerMessage::Admitted { participants, .. } => Step::Participants(others(&participants)),
         ServerMessage::ParticipantJoined { participant }
         | ServerMessage::ParticipantUpdated { participant } => {
             Step::Participants(others(std::slice::from_ref(&participant)))
@@ -305,7 +304,7 @@ async fn join(params: &SessionParams) -> Result<(Ws, Vec<ParticipantId>), Sessio
                     participants,
                     ..
                 }))
-                | Ok(Some(ServerMessage::Admitted { participants })) => {
+                | Ok(Some(ServerMessage::Admitted { participants, .. })) => {
                     return Ok(others(&participants))
                 }
                 Ok(Some(ServerMessage::Error { code, .. })) if code.closes_session() => {
@@ -722,6 +721,7 @@ mod tests {
                 info(2, Role::Recorder),
                 info(3, Role::Patient),
             ],
+            ice_servers: Vec::new(),
         };
         match classify(msg) {
             Step::Participants(ps) => {

@@ -118,6 +118,9 @@ pub struct VisitTypeConfig {
     pub max_wait_seconds: u64,
     /// Seconds a dropped participant keeps their place in the queue or their admission.
     pub grace_seconds: u64,
+    /// Seconds during which someone a clinician denied is refused (`denied`) when they knock
+    /// again with a token of the same `sub`; 0 turns the cool-down off.
+    pub deny_cooldown_seconds: u64,
 }
 
 impl Default for VisitTypeConfig {
@@ -126,6 +129,7 @@ impl Default for VisitTypeConfig {
             max_participants: 10,
             max_wait_seconds: 3600,
             grace_seconds: 30,
+            deny_cooldown_seconds: 120,
         }
     }
 }
@@ -408,6 +412,11 @@ impl Config {
             if v.grace_seconds > 600 {
                 return Err(ConfigError::Invalid(format!(
                     "[visits.{name}] grace_seconds must be at most 600"
+                )));
+            }
+            if v.deny_cooldown_seconds > 86_400 {
+                return Err(ConfigError::Invalid(format!(
+                    "[visits.{name}] deny_cooldown_seconds must be at most 86400"
                 )));
             }
         }

@@ -87,6 +87,7 @@ impl Settings {
             max_participants: max,
             max_wait: Duration::from_secs(3600),
             grace: Duration::from_secs(30),
+            deny_cooldown: Duration::from_secs(120),
         };
         VisitLimits {
             consult: limits(10),

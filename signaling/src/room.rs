@@ -21,6 +21,9 @@ pub struct RoomLimits {
     pub max_wait: Duration,
     /// How long a dropped participant keeps their place (waiting) or admission.
     pub grace: Duration,
+    /// How long someone a clinician denied is refused when they knock again (by the token's
+    /// `sub`), so a denied patient cannot fill the queue again at once. Zero: no cool-down.
+    pub deny_cooldown: Duration,
 }
 
 /// Someone joining, from their verified token.
@@ -117,6 +120,8 @@ pub(crate) enum Refusal {
     VisitEnded,
     /// A recorder joined a visit that is not recording.
     NotRecording,
+    /// A clinician denied this person (their token's `sub`) within the deny cool-down.
+    RecentlyDenied,
 }
 
 /// The result of a successful join, for the `joined` message.
@@ -177,11 +182,21 @@ struct Away {
     until: Instant,
 }
 
+/// Someone a clinician denied: refused when knocking again until `until`.
+struct Denied {
+    subject: String,
+    until: Instant,
+}
+
+/// The most deny cool-downs one visit remembers; beyond it the oldest is forgotten early.
+const MAX_DENIED: usize = 1_000;
+
 pub(crate) struct Room {
     visit_type: VisitType,
     limits: RoomLimits,
     members: Vec<Member>,
     away: Vec<Away>,
+    denied: Vec<Denied>,
     note: Option<String>,
     ended: bool,
     /// `None`: recording is not enabled on this server.
@@ -212,6 +227,7 @@ impl Room {
             limits,
             members: Vec::new(),
             away: Vec::new(),
+            denied: Vec::new(),
             note: None,
             ended: false,
             consent_text: None,
@@ -260,6 +276,14 @@ impl Room {
             {
                 state = Some(self.away.remove(pos).state);
             }
+        }
+        self.denied.retain(|d| d.until > now);
+        if state.is_none()
+            && waits(who.role)
+            && self.denied.iter().any(|d| d.subject == who.subject)
+        {
+            self.audit("refuse", &who, None, Some("deny_cooldown"));
+            return Err(Refusal::RecentlyDenied);
         }
         if state.is_none() && self.members.len() >= self.limits.max_participants {
             self.audit("refuse", &who, None, Some("visit_full"));
@@ -442,6 +466,15 @@ impl Room {
                 let m = self.members.remove(pos);
                 self.wait_ended(now, m.state, "denied");
                 self.audit("deny", &m.who, Some(from), None);
+                if !self.limits.deny_cooldown.is_zero() {
+                    if self.denied.len() >= MAX_DENIED {
+                        self.denied.remove(0);
+                    }
+                    self.denied.push(Denied {
+                        subject: m.who.subject.clone(),
+                        until: now + self.limits.deny_cooldown,
+                    });
+                }
                 let text = reason
                     .map(|r| r.chars().take(MAX_REASON_CHARS).collect::<String>())
                     .filter(|r| !r.trim().is_empty())
@@ -648,8 +681,14 @@ impl Room {
         self.wait_ended(now, was, "admitted");
         self.audit("admit", &who, Some(actor), None);
         let participants = self.admitted_infos_except(target);
-        self.out
-            .push_back(Out::Admit(target, ServerMessage::Admitted { participants }));
+        self.out.push_back(Out::Admit(
+            target,
+            ServerMessage::Admitted {
+                participants,
+                // The session adds TURN credentials: the room does not hold secrets.
+                ice_servers: Vec::new(),
+            },
+        ));
         if let Some(info) = self.info(target) {
             self.broadcast_admitted_except(
                 target,

@@ -331,6 +331,11 @@ impl Joined {
                     JoinError::Refused(Refusal::NotRecording) => {
                         (ErrorCode::RecordingStopped, "the visit is not recording")
                     }
+                    JoinError::Refused(Refusal::RecentlyDenied) => (
+                        ErrorCode::Denied,
+                        "A clinician could not admit you just now. Please wait a few minutes \
+                         before trying again, or contact the clinic.",
+                    ),
                     JoinError::Unavailable => {
                         (ErrorCode::Unavailable, "the visit cannot be joined now")
                     }
@@ -369,7 +374,13 @@ impl Joined {
                 .get(&grant.role)
                 .cloned()
                 .unwrap_or_default(),
-            ice_servers: state.ice_servers(participant),
+            // TURN credentials only for someone in the call: a waiting participant gets them
+            // when admitted, so a knock on the door does not hand out hours of relay use.
+            ice_servers: if entered.admitted {
+                state.ice_servers(participant)
+            } else {
+                Vec::new()
+            },
             participants: entered.participants,
             recording_enabled: state.recorders.is_some(),
         };
@@ -409,9 +420,12 @@ impl Joined {
                 Some(msg) = self.visit_rx.recv() => {
                     let msg = match msg {
                         ToSession::Message(m) => m,
-                        ToSession::Admitted(m) => {
+                        ToSession::Admitted(mut m) => {
                             self.admitted = true;
                             self.admitted_at = Instant::now();
+                            if let ServerMessage::Admitted { ice_servers, .. } = &mut m {
+                                *ice_servers = self.conn.state.ice_servers(self.participant);
+                            }
                             m
                         }
                         ToSession::Close(code, text) => {

@@ -427,6 +427,8 @@ async fn patients_wait_until_the_provider_admits_them() {
     );
     let (mut pat, jp) = join_with(&server, &sentinel).await;
     assert_eq!(jp["state"], "waiting");
+    // No relay credentials for a knock on the door: they come with admission.
+    assert_eq!(jp["ice_servers"], json!([]), "{jp}");
     assert_eq!(
         jp["participants"],
         json!([]),
@@ -471,6 +473,18 @@ async fn patients_wait_until_the_provider_admits_them() {
     .await;
     let a = recv_type(&mut pat, "admitted").await;
     assert_eq!(a["participants"][0]["role"], "provider");
+    let ice = &a["ice_servers"][0];
+    let user = ice["username"]
+        .as_str()
+        .expect("TURN credentials on admission");
+    assert!(
+        user.ends_with(&format!(":p{}", jp["participant"])),
+        "{user}"
+    );
+    assert_eq!(
+        ice["credential"].as_str().unwrap(),
+        bedside::turn::password(b"turn-secret-for-tests", user)
+    );
     let pj = recv_type(&mut doc, "participant_joined").await;
     assert_eq!(pj["participant"]["participant"], jp["participant"]);
 
@@ -515,6 +529,21 @@ async fn a_denied_patient_sees_the_reason_and_an_ended_visit_stays_ended() {
     .await;
     let msg = recv_type(&mut doc, "error").await;
     assert_eq!(msg["code"], "unknown_participant");
+
+    // Knocking again at once with a token for the same person is refused (a cool-down).
+    let mut again = connect(&server).await;
+    let same_person = claims_with("v", "patient", "consult", "P", "R");
+    send(
+        &mut again,
+        json!({"type": "join", "v": 1, "token": sign_hs256(SECRET, &same_person).unwrap()}),
+    )
+    .await;
+    let msg = recv_type(&mut again, "error").await;
+    assert_eq!(msg["code"], "denied");
+    assert!(msg["message"].as_str().unwrap().contains("few minutes"));
+    expect_closed(&mut again).await;
+    let text = std::fs::read_to_string(&server.audit_path).unwrap();
+    assert!(text.contains("deny_cooldown"), "the refusal is audited");
 
     let (mut nurse, _) = joined(&server, "v", "chaperone").await;
     send(&mut doc, json!({"type": "end_visit"})).await;

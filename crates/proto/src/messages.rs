@@ -144,6 +144,7 @@ pub enum ServerMessage {
         state: JoinState,
         /// The sources this role may publish in this visit (the client offers only these).
         may_publish: Vec<Source>,
+        /// STUN/TURN servers with credentials; empty while waiting (they come in `admitted`).
         ice_servers: Vec<IceServer>,
         participants: Vec<ParticipantInfo>,
         /// Recording is enabled on this server (a provider may `record_start`).
@@ -157,8 +158,13 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
     },
-    /// A clinician admitted this waiting participant: start media now.
-    Admitted { participants: Vec<ParticipantInfo> },
+    /// A clinician admitted this waiting participant: start media now. `ice_servers` carries
+    /// the TURN credentials, which a waiting participant is not given in `joined`.
+    Admitted {
+        participants: Vec<ParticipantInfo>,
+        #[serde(default)]
+        ice_servers: Vec<IceServer>,
+    },
     /// For clinicians: the waiting room as it is now (sent on every change).
     Queue { entries: Vec<QueueEntry> },
     /// Someone's details changed (e.g. they turned "show my video" on).

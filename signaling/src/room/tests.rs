@@ -20,6 +20,7 @@ fn limits() -> RoomLimits {
         max_participants: 4,
         max_wait: Duration::from_secs(600),
         grace: Duration::from_secs(30),
+        deny_cooldown: Duration::from_secs(120),
     }
 }
 
@@ -85,7 +86,7 @@ fn patients_wait_clinicians_see_the_queue_and_admit() {
     r.handle_command(t0 + Duration::from_secs(60), p(1), Command::Admit(p(2)))
         .unwrap();
     let outs = drain(&mut r);
-    assert!(outs.iter().any(|o| matches!(o, Out::Admit(id, ServerMessage::Admitted { participants }) if *id == p(2) && participants.len() == 1)));
+    assert!(outs.iter().any(|o| matches!(o, Out::Admit(id, ServerMessage::Admitted { participants, .. }) if *id == p(2) && participants.len() == 1)));
     assert!(to(&outs, p(1))
         .iter()
         .any(|m| matches!(m, ServerMessage::ParticipantJoined { participant } if participant.participant == p(2))));
@@ -336,6 +337,59 @@ fn removal_has_no_grace() {
     let mut back = joiner(3, Role::Patient);
     back.subject = "sub-2".into();
     assert!(!r.handle_join(t0, back).unwrap().admitted);
+}
+
+#[test]
+fn a_denied_person_knocking_again_is_refused_until_the_cooldown_ends() {
+    let t0 = Instant::now();
+    let mut r = Room::new(VisitType::Consult, limits());
+    r.handle_join(t0, joiner(1, Role::Provider)).unwrap();
+    r.handle_join(t0, joiner(2, Role::Patient)).unwrap();
+    r.handle_command(t0, p(1), Command::Deny(p(2), None))
+        .unwrap();
+    drain(&mut r);
+    // Same person (the token's sub), a new session: refused and audited, the queue untouched.
+    let mut again = joiner(3, Role::Patient);
+    again.subject = "sub-2".into();
+    let t1 = t0 + Duration::from_secs(119);
+    assert_eq!(
+        r.handle_join(t1, again.clone()).err(),
+        Some(Refusal::RecentlyDenied)
+    );
+    let outs = drain(&mut r);
+    assert!(audits(&outs).contains(&("refuse", p(3), Some("deny_cooldown"))));
+    assert!(
+        to(&outs, p(1)).is_empty(),
+        "the clinician's queue did not change"
+    );
+    // Someone else is not affected.
+    assert!(
+        !r.handle_join(t1, joiner(4, Role::Patient))
+            .unwrap()
+            .admitted
+    );
+    // After the cool-down the person may knock again and waits as usual.
+    let t2 = t0 + Duration::from_secs(121);
+    assert!(!r.handle_join(t2, again).unwrap().admitted);
+}
+
+#[test]
+fn a_zero_cooldown_lets_a_denied_person_knock_again_at_once() {
+    let t0 = Instant::now();
+    let mut r = Room::new(
+        VisitType::Consult,
+        RoomLimits {
+            deny_cooldown: Duration::ZERO,
+            ..limits()
+        },
+    );
+    r.handle_join(t0, joiner(1, Role::Provider)).unwrap();
+    r.handle_join(t0, joiner(2, Role::Patient)).unwrap();
+    r.handle_command(t0, p(1), Command::Deny(p(2), None))
+        .unwrap();
+    let mut again = joiner(3, Role::Patient);
+    again.subject = "sub-2".into();
+    assert!(r.handle_join(t0, again).is_ok());
 }
 
 fn consent_text() -> ConsentText {
