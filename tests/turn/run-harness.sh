@@ -1,22 +1,36 @@
 #!/usr/bin/env bash
-# Black-box TURN checks against bedside-turn with coturn's turnutils_uclient
-# (../shared/turn-harness/harness.sh, relative to the repository root).
+# Black-box TURN checks against bedside-turn: tests/turn/harness.py (coturn's turnutils_uclient,
+# turnutils_stunclient and turnutils_peer, plus its own small STUN/TURN client for the peer
+# policy), then checks around it. Needs python3, openssl, curl and the Debian package coturn.
 #
 # Starts two throwaway instances on free loopback ports:
 #   main:   UDP + TCP on one port, TLS and plain TCP on a shared port, IPv4 and IPv6 (::1)
 #           relays, loopback peers allowed (--allow-peer 127.0.0.0/8) so relaying can be tested;
-#   strict: the production peer policy, for the harness's STRICT_* checks.
-# Runs the harness (TCP checks go to the shared TLS/TCP port to prove first-byte detection),
-# one extra uclient run over the plain TCP port, then checks on each /metrics that allocations
-# and connections return to zero, and stops both servers. Exits non-zero on any FAIL.
+#   strict: the production peer policy, for the harness's strict_* checks (loopback refused).
+# Runs the harness against both (plain TCP on the UDP/TCP port and on the shared TLS/TCP port,
+# the latter proving first-byte detection; TLS verified against the throwaway certificate),
+# sends TLS garbage and a never-finished STUN header, then checks on each /metrics that
+# allocations and connections return to zero and that both servers are still running.
+# Exits non-zero on any FAIL.
 #
 # Environment: BEDSIDE_TURN_BIN (default: build and use $CARGO_TARGET_DIR/debug/bedside-turn),
-# HARNESS (default ../shared/turn-harness/harness.sh), LOG_DIR (default: a temp dir).
+# LOG_DIR (default: a temp dir; raw logs of every check and both servers are kept there),
+# MSGS, LOAD_CLIENTS, LOAD_MSGS, LOAD_INTERVAL_MS (passed to the harness), and for proving
+# that checks can fail: MAIN_ARGS / STRICT_ARGS (extra bedside-turn flags for each instance)
+# and HARNESS_ARGS (extra harness flags). For example MAIN_ARGS="--allow-peer 10.0.0.0/8" must
+# turn peer_policy_ipv4 and peer_policy_ipv6 red, and STRICT_ARGS="--allow-peer 127.0.0.0/8"
+# the strict_* checks.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-HARNESS=${HARNESS:-$ROOT/../shared/turn-harness/harness.sh}
-[ -x "$HARNESS" ] || [ -f "$HARNESS" ] || { echo "harness not found at $HARNESS"; exit 2; }
+HARNESS=$ROOT/tests/turn/harness.py
+# split on blanks without glob expansion (HARNESS_ARGS may hold "--only peer_policy_*")
+read -ra MAIN_EXTRA <<<"${MAIN_ARGS:-}"
+read -ra STRICT_EXTRA <<<"${STRICT_ARGS:-}"
+read -ra HARNESS_EXTRA <<<"${HARNESS_ARGS:-}"
+for b in python3 openssl curl turnutils_peer turnutils_uclient turnutils_stunclient; do
+  command -v "$b" >/dev/null || { echo "missing $b (apt-get install python3 openssl curl coturn)"; exit 2; }
+done
 if [ -z "${BEDSIDE_TURN_BIN:-}" ]; then
   (cd "$ROOT" && cargo build -q -p bedside-turn)
   BEDSIDE_TURN_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug/bedside-turn
@@ -41,7 +55,7 @@ while len(out) < 6:
     try:
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", p))
         u6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); u6.bind(("::1", p))
-        # the harness's peer also uses PEER_PORT+1 for RTCP
+        # turnutils_peer also listens on PEER_PORT+1: the RTCP peer of the RTP/RTCP pair check
         u2 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u2.bind(("127.0.0.1", p + 1))
         u.close(); u6.close(); u2.close()
         out.append(p)
@@ -64,14 +78,14 @@ COMMON=(--secret-file "$WORK/secret" --realm bedside.test --max-allocations-per-
 BEDSIDE_TURN_LOG=warn "$BEDSIDE_TURN_BIN" "${COMMON[@]}" \
   --listen-udp "127.0.0.1:$PORT" --listen-udp "[::1]:$PORT" --listen-tcp "127.0.0.1:$PORT" \
   --listen-tls "127.0.0.1:$TLS_PORT" --tls-cert "$WORK/tls/cert.pem" --tls-key "$WORK/tls/key.pem" \
-  --allow-peer 127.0.0.0/8 --metrics-listen "127.0.0.1:$MET1" >"$LOG_DIR/server-main.log" 2>&1 &
+  --allow-peer 127.0.0.0/8 --metrics-listen "127.0.0.1:$MET1" "${MAIN_EXTRA[@]}" >"$LOG_DIR/server-main.log" 2>&1 &
 PIDS+=($!)
 BEDSIDE_TURN_LOG=warn "$BEDSIDE_TURN_BIN" "${COMMON[@]}" \
   --listen-udp "127.0.0.1:$STRICT_PORT" --listen-udp "[::1]:$STRICT_PORT" --listen-tcp "127.0.0.1:$STRICT_PORT" \
-  --metrics-listen "127.0.0.1:$MET2" >"$LOG_DIR/server-strict.log" 2>&1 &
+  --metrics-listen "127.0.0.1:$MET2" "${STRICT_EXTRA[@]}" >"$LOG_DIR/server-strict.log" 2>&1 &
 PIDS+=($!)
 
-# One echo peer for the harness and the extra checks (the harness reuses a bound PEER_PORT).
+# The echo peer that relayed messages go to (the harness does not start one itself).
 turnutils_peer -L 127.0.0.1 -p "$PEER_PORT" >"$LOG_DIR/peer.log" 2>&1 &
 PIDS+=($!)
 
@@ -84,23 +98,27 @@ for _ in $(seq 50); do
 done
 
 FAIL=0
-export MSGS=${MSGS:-30} LOAD_CLIENTS=${LOAD_CLIENTS:-10} LOAD_MSGS=${LOAD_MSGS:-300} LOAD_INTERVAL_MS=${LOAD_INTERVAL_MS:-20}
-export PEER_PORT LOG_DIR STRICT_HOST=127.0.0.1 STRICT_PORT
-# Main instance allows 127/8, so its IPv6 list leaves out loopback spellings; strict covers them.
-export FORBIDDEN_PEERS_V6="${FORBIDDEN_PEERS_V6-:: ::ffff:10.0.0.1 ::10.0.0.1 64:ff9b::a9fe:a9fe 2002:c0a8:1::1 fe80::1 fd00::1 ff02::1 2001:db8::1}"
-export STRICT_PEERS_V6="${STRICT_PEERS_V6-::1 ::ffff:127.0.0.1 ::127.0.0.1 64:ff9b::7f00:1 2002:7f00:1::1 ::}"
-bash "$HARNESS" 127.0.0.1 "$PORT" "$TLS_PORT" "$TLS_PORT" "$SECRET" | tee "$LOG_DIR/harness.out" || FAIL=1
+NPASS=0
+check() { # status name detail
+  printf '%-4s  %-28s %s\n' "$1" "$2" "$3"
+  if [ "$1" = PASS ]; then NPASS=$((NPASS + 1)); else FAIL=1; fi
+}
+# The main instance allows 127/8, so its IPv6 list leaves out the loopback spellings (they
+# normalise to 127.0.0.1 there) and 127.0.0.1 serves as the address the probe must flag as
+# accepted (probe_can_fail); the strict instance covers loopback.
+python3 "$HARNESS" --host 127.0.0.1 --udp-port "$PORT" --tcp-port "$PORT" \
+  --tls-port "$TLS_PORT" --tls-port-accepts-tcp --ca-file "$WORK/tls/cert.pem" \
+  --secret-file "$WORK/secret" --peer-addr 127.0.0.1 --peer-port "$PEER_PORT" \
+  --strict-host 127.0.0.1 --strict-port "$STRICT_PORT" --accepted-peer 127.0.0.1 \
+  --forbidden-v4 "0.0.0.0 0.1.2.3 169.254.169.254 224.0.0.1 255.255.255.255 10.0.0.1 172.16.0.1 192.168.0.1 100.64.0.1" \
+  --forbidden-v6 ":: ::ffff:10.0.0.1 ::10.0.0.1 64:ff9b::a9fe:a9fe 2002:c0a8:1::1 fe80::1 fd00::1 ff02::1 2001:db8::1" \
+  --strict-v4 "127.0.0.1 127.0.0.2" \
+  --strict-v6 "::1 ::ffff:127.0.0.1 ::127.0.0.1 64:ff9b::7f00:1 2002:7f00:1::1 ::" \
+  --msgs "${MSGS:-30}" --load-clients "${LOAD_CLIENTS:-10}" --load-msgs "${LOAD_MSGS:-300}" \
+  --load-interval-ms "${LOAD_INTERVAL_MS:-20}" --log-dir "$LOG_DIR" "${HARNESS_EXTRA[@]}" | tee "$LOG_DIR/harness.out" || FAIL=1
 
-# Plain TCP on the UDP/TCP port (the harness's TCP checks used the shared TLS port).
-if timeout 60 turnutils_uclient -t -c -W "$SECRET" -u harness -e 127.0.0.1 -r "$PEER_PORT" -n 20 -l 170 \
-     -p "$PORT" 127.0.0.1 >"$LOG_DIR/tcp_plain_port.log" 2>&1 \
-   && grep -q 'Total lost packets 0 ' "$LOG_DIR/tcp_plain_port.log"; then
-  echo "PASS  tcp_plain_port               relay over plain TCP on the UDP/TCP port"
-else
-  echo "FAIL  tcp_plain_port               [log $LOG_DIR/tcp_plain_port.log]"; FAIL=1
-fi
-
-# TLS garbage and a slow client that never finishes a message: dropped, server keeps serving.
+# TLS garbage and a slow client that never finishes a message: both are dropped (the second
+# by --tcp-idle-timeout, seen in back_to_zero) and the TLS listener still completes a handshake.
 python3 - "$TLS_PORT" <<'PY' || true
 import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
@@ -112,6 +130,13 @@ except OSError:
 t = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 t.sendall(b"\x00\x03\x00\x08")  # a STUN header that never completes
 PY
+if timeout 10 openssl s_client -connect "127.0.0.1:$TLS_PORT" -CAfile "$WORK/tls/cert.pem" \
+     -verify_return_error </dev/null >"$LOG_DIR/tls_after_garbage.log" 2>&1 \
+   && grep -q 'Verify return code: 0 ' "$LOG_DIR/tls_after_garbage.log"; then
+  check PASS tls_after_garbage "verified TLS handshake after garbage on the TLS/TCP port"
+else
+  check FAIL tls_after_garbage "no verified TLS handshake [log $LOG_DIR/tls_after_garbage.log]"
+fi
 
 # Everything returns to zero: allocations expire (UDP) or are freed with their connection.
 zero=0
@@ -122,12 +147,20 @@ for _ in $(seq 90); do
   sleep 1
 done
 if [ "$zero" = 1 ]; then
-  echo "PASS  back_to_zero                 allocations and connections at 0 on both instances"
+  check PASS back_to_zero "allocations and connections at 0 on both instances"
 else
-  echo "FAIL  back_to_zero                 main: $a, strict: $b live allocations+connections"; FAIL=1
+  check FAIL back_to_zero "main: $a, strict: $b live allocations+connections"
 fi
-for p in "${PIDS[@]}"; do
-  kill -0 "$p" 2>/dev/null || { echo "FAIL  server_alive                 a server exited during the run"; FAIL=1; }
-done
-[ "$FAIL" = 0 ] && echo "run-harness: OK" || echo "run-harness: FAILED (logs in $LOG_DIR)"
+dead=0
+for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null || dead=$((dead + 1)); done
+if [ "$dead" = 0 ]; then
+  check PASS server_alive "both servers and the echo peer still running"
+else
+  check FAIL server_alive "$dead of the two servers and the echo peer exited during the run"
+fi
+if [ "$FAIL" = 0 ]; then
+  echo "run-harness: OK (harness and $NPASS checks around it) in ${SECONDS}s"
+else
+  echo "run-harness: FAILED in ${SECONDS}s (logs in $LOG_DIR)"
+fi
 exit "$FAIL"
