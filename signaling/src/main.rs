@@ -433,7 +433,7 @@ async fn serve(config: Config) -> Result<()> {
             }),
             _ => None,
         },
-        http: HttpLimits::default(),
+        http: config.http.limits(),
     };
     let http = tokio::net::TcpListener::bind(config.http.listen)
         .await
