@@ -100,6 +100,31 @@ pub fn check(config: &Path, turn: Option<&Path>, recorder: Option<&Path>) -> Rep
     };
     r.lines
         .push(format!("web + signaling: {scheme}://{}", c.http.listen));
+    let h = &c.http;
+    r.lines.push(format!(
+        "HTTP limits:     headers in {} s, idle {} s, TLS handshake {} s; {} connections per \
+         client address, {} in all",
+        h.header_read_timeout_seconds,
+        h.idle_timeout_seconds,
+        h.tls_handshake_timeout_seconds,
+        h.max_connections_per_address,
+        h.max_connections
+    ));
+    if h.tls_cert.is_none() && h.max_connections_per_address < h.max_connections {
+        r.warnings.push(format!(
+            "[http] max_connections_per_address is {}: behind a TLS-terminating proxy every \
+             connection comes from the proxy's address, so that caps the whole site; set it to \
+             max_connections and cap per client in the proxy",
+            h.max_connections_per_address
+        ));
+    }
+    if h.header_read_timeout_seconds > 30 || h.tls_handshake_timeout_seconds > 30 {
+        r.warnings.push(
+            "[http] header_read_timeout_seconds or tls_handshake_timeout_seconds is over 30: \
+             slow clients can hold connections that long"
+                .into(),
+        );
+    }
     if let Some(redirect) = c.http.redirect_listen {
         r.lines
             .push(format!("HTTP redirect:   http://{redirect} -> https"));

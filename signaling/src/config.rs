@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use bedside_sfu::RoutingTable;
 use serde::Deserialize;
@@ -163,15 +164,46 @@ pub struct HttpConfig {
     pub tls_key: Option<PathBuf>,
     /// Optional plain-HTTP listener that redirects everything to HTTPS (e.g. `0.0.0.0:80`).
     pub redirect_listen: Option<SocketAddr>,
+    /// Seconds a client has to send a complete request header; also how long a keep-alive
+    /// connection may wait for its next request.
+    pub header_read_timeout_seconds: u64,
+    /// Seconds without a byte in either direction before an HTTP connection is closed
+    /// (WebSocket sessions excepted).
+    pub idle_timeout_seconds: u64,
+    /// Seconds a client has to complete the TLS handshake.
+    pub tls_handshake_timeout_seconds: u64,
+    /// Connections open at once from one client address (an IPv6 /64 counts as one).
+    pub max_connections_per_address: usize,
+    /// Connections open at once on the public listeners in all.
+    pub max_connections: usize,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
+        let limits = crate::HttpLimits::default();
         HttpConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
             tls_cert: None,
             tls_key: None,
             redirect_listen: None,
+            header_read_timeout_seconds: limits.header_read_timeout.as_secs(),
+            idle_timeout_seconds: limits.idle_timeout.as_secs(),
+            tls_handshake_timeout_seconds: limits.tls_handshake_timeout.as_secs(),
+            max_connections_per_address: limits.max_connections_per_address,
+            max_connections: limits.max_connections,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The listeners' deadlines and caps.
+    pub fn limits(&self) -> crate::HttpLimits {
+        crate::HttpLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
+            idle_timeout: Duration::from_secs(self.idle_timeout_seconds),
+            tls_handshake_timeout: Duration::from_secs(self.tls_handshake_timeout_seconds),
+            max_connections_per_address: self.max_connections_per_address,
+            max_connections: self.max_connections,
         }
     }
 }
@@ -442,6 +474,37 @@ impl Config {
                 "[http] set both tls_cert and tls_key, or neither".into(),
             ));
         }
+        for (key, value, max) in [
+            (
+                "header_read_timeout_seconds",
+                self.http.header_read_timeout_seconds,
+                300,
+            ),
+            ("idle_timeout_seconds", self.http.idle_timeout_seconds, 3600),
+            (
+                "tls_handshake_timeout_seconds",
+                self.http.tls_handshake_timeout_seconds,
+                300,
+            ),
+        ] {
+            if !(1..=max).contains(&value) {
+                return Err(ConfigError::Invalid(format!(
+                    "[http] {key} must be between 1 and {max}"
+                )));
+            }
+        }
+        if !(1..=1_000_000).contains(&self.http.max_connections) {
+            return Err(ConfigError::Invalid(
+                "[http] max_connections must be between 1 and 1000000".into(),
+            ));
+        }
+        if self.http.max_connections_per_address == 0
+            || self.http.max_connections_per_address > self.http.max_connections
+        {
+            return Err(ConfigError::Invalid(
+                "[http] max_connections_per_address must be between 1 and max_connections".into(),
+            ));
+        }
         if self.http.redirect_listen.is_some() && self.http.tls_cert.is_none() {
             return Err(ConfigError::Invalid(
                 "[http] redirect_listen needs tls_cert and tls_key (it redirects to HTTPS)".into(),
@@ -688,6 +751,35 @@ mod tests {
         assert!(load(&bad_alg, &[]).is_err());
         let e = load(GOOD, &[("BEDSIDE_ADMIN__LISTEN", "0.0.0.0:8443")]).unwrap_err();
         assert!(e.to_string().contains("must differ"), "{e}");
+    }
+
+    #[test]
+    fn http_limits_default_and_are_checked() {
+        let c = load(GOOD, &[]).unwrap();
+        let limits = c.http.limits();
+        assert_eq!(limits.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(limits.idle_timeout, Duration::from_secs(60));
+        assert_eq!(limits.tls_handshake_timeout, Duration::from_secs(10));
+        assert_eq!(limits.max_connections_per_address, 50);
+        assert_eq!(limits.max_connections, 10_000);
+        let c = load(
+            GOOD,
+            &[("BEDSIDE_HTTP__MAX_CONNECTIONS_PER_ADDRESS", "500")],
+        )
+        .unwrap();
+        assert_eq!(c.http.limits().max_connections_per_address, 500);
+        for (key, value) in [
+            ("BEDSIDE_HTTP__HEADER_READ_TIMEOUT_SECONDS", "0"),
+            ("BEDSIDE_HTTP__IDLE_TIMEOUT_SECONDS", "86400"),
+            ("BEDSIDE_HTTP__TLS_HANDSHAKE_TIMEOUT_SECONDS", "0"),
+            ("BEDSIDE_HTTP__MAX_CONNECTIONS", "0"),
+            ("BEDSIDE_HTTP__MAX_CONNECTIONS_PER_ADDRESS", "0"),
+            ("BEDSIDE_HTTP__MAX_CONNECTIONS_PER_ADDRESS", "20000"),
+        ] {
+            let e = load(GOOD, &[(key, value)]).unwrap_err().to_string();
+            let name = key["BEDSIDE_HTTP__".len()..].to_ascii_lowercase();
+            assert!(e.contains(&name), "{key}={value}: {e}");
+        }
     }
 
     #[test]

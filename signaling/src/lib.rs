@@ -8,6 +8,7 @@ pub mod config;
 pub mod devstate;
 mod http;
 mod limiter;
+mod listener;
 mod metrics;
 mod recorders;
 mod room;
@@ -28,6 +29,7 @@ use bedside_sfu::{Sfu, SfuConfig, SfuMetrics};
 use bedside_token::Verifier;
 use tokio::net::TcpListener;
 
+pub use listener::HttpLimits;
 pub use metrics::Metrics;
 pub use room::{ConsentText, RoomLimits};
 pub use visits::VisitLimits;
@@ -46,6 +48,8 @@ pub struct Settings {
     /// HTTPS certificate and key for the public listener; none: plain HTTP (dev, or TLS
     /// terminated in front of bedside).
     pub tls: Option<tls::TlsFiles>,
+    /// Deadlines and connection caps of the public listeners.
+    pub http: HttpLimits,
     /// Recording (off unless enabled in config): the consent text and the secret recorder
     /// agents authenticate with.
     pub recording: Option<RecordingSettings>,
@@ -77,6 +81,7 @@ impl Settings {
             join_rate: (100.0, 1000),
             turn: None,
             tls: None,
+            http: HttpLimits::default(),
             recording: None,
         }
     }
@@ -138,6 +143,8 @@ impl AppState {
 pub struct Server {
     state: Arc<AppState>,
     tls: Option<(tls::TlsFiles, Arc<rustls::ServerConfig>)>,
+    /// Open connections of the public listeners, under `Settings::http`'s caps.
+    connections: Arc<listener::Connections>,
 }
 
 impl Server {
@@ -154,6 +161,7 @@ impl Server {
             None => None,
         };
         let routing = settings.sfu.routing.clone();
+        let connections = listener::Connections::new(settings.http, &metrics);
         let sfu = Sfu::start(settings.sfu, sfu_metrics)?;
         let recorders = settings.recording.as_ref().map(|r| {
             recorders::Recorders::new(r.recorder_secret.clone(), metrics.recorder_agents.clone())
@@ -182,6 +190,7 @@ impl Server {
                 next_participant: AtomicU64::new(1),
             }),
             tls,
+            connections,
         })
     }
 
@@ -204,40 +213,44 @@ impl Server {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
-        let Some((files, config)) = self.tls else {
-            let public = axum::serve(
-                http,
-                http::public_router(self.state.clone(), false)
-                    .into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .with_graceful_shutdown(wait_for(stop_rx.clone()));
-            let (a, b) = tokio::join!(public, admin);
-            return a.and(b);
+        let (transport, watcher) = match self.tls {
+            Some((files, config)) => {
+                let live = tls::LiveConfig::new(config);
+                let watcher = tokio::spawn(tls::watch(files, live.clone()));
+                (listener::Transport::Tls(live), Some(watcher))
+            }
+            None => (listener::Transport::Plain, None),
         };
-        let live = axum_server::tls_rustls::RustlsConfig::from_config(config);
-        let watcher = tokio::spawn(tls::watch(files, live.clone()));
-        let handle = axum_server::Handle::new();
-        let stopper = handle.clone();
-        let mut stop = stop_rx;
-        tokio::spawn(async move {
-            let _ = stop.wait_for(|s| *s).await;
-            stopper.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
-        });
-        let public = axum_server::from_tcp_rustls(http.into_std()?, live)
-            .handle(handle)
-            .serve(
-                http::public_router(self.state.clone(), true)
-                    .into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            );
-        let (a, b) = tokio::join!(public, admin);
-        watcher.abort();
-        a.and(b)
+        let https = matches!(transport, listener::Transport::Tls(_));
+        let public = listener::serve(
+            http,
+            http::public_router(self.state.clone(), https),
+            transport,
+            self.connections.clone(),
+            wait_for(stop_rx),
+        );
+        let ((), admin) = tokio::join!(public, admin);
+        if let Some(w) = watcher {
+            w.abort();
+        }
+        admin
     }
-}
 
-/// Serves a plain-HTTP listener that redirects every request to HTTPS on `https_port`.
-pub async fn serve_redirect(listener: TcpListener, https_port: u16) -> std::io::Result<()> {
-    axum::serve(listener, http::redirect_router(https_port)).await
+    /// Serves a plain-HTTP listener that redirects every request to HTTPS on `https_port`,
+    /// under the same deadlines and caps as the public listener (whose count it shares).
+    pub fn serve_redirect(
+        &self,
+        listener: TcpListener,
+        https_port: u16,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        listener::serve(
+            listener,
+            http::redirect_router(https_port),
+            listener::Transport::Plain,
+            self.connections.clone(),
+            std::future::pending(),
+        )
+    }
 }
 
 async fn wait_for(mut rx: tokio::sync::watch::Receiver<bool>) {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bedside::config::{Config, LogFormatName, VisitTypeConfig};
 use bedside::devstate;
-use bedside::{RoomLimits, Server, Settings, VisitLimits};
+use bedside::{HttpLimits, RoomLimits, Server, Settings, VisitLimits};
 use bedside_audit::AuditLog;
 use bedside_proto::{Role, VisitType};
 use bedside_sfu::{RoutingTable, SfuConfig};
@@ -272,6 +272,12 @@ async fn dev(
         join_rate: (signaling.join_rate_per_second, signaling.join_burst),
         turn: Some(turn.settings),
         tls: None,
+        // Loopback only, so every client is 127.0.0.1 and a per-address cap would only limit
+        // how many tabs (or load-test participants) one developer opens: the overall cap stays.
+        http: HttpLimits {
+            max_connections_per_address: HttpLimits::default().max_connections,
+            ..HttpLimits::default()
+        },
         recording: Some(bedside::RecordingSettings {
             consent: bedside::ConsentText {
                 version: "dev-1".into(),
@@ -437,6 +443,7 @@ async fn serve(config: Config) -> Result<()> {
             }),
             _ => None,
         },
+        http: config.http.limits(),
     };
     let http = tokio::net::TcpListener::bind(config.http.listen)
         .await
@@ -450,11 +457,7 @@ async fn serve(config: Config) -> Result<()> {
             .await
             .with_context(|| format!("binding [http] redirect_listen {addr}"))?;
         let https_port = config.http.listen.port();
-        tokio::spawn(async move {
-            if let Err(e) = bedside::serve_redirect(listener, https_port).await {
-                tracing::error!(error = %e, "HTTP redirect listener stopped");
-            }
-        });
+        tokio::spawn(server.serve_redirect(listener, https_port));
     }
     tracing::info!(
         http_port = http.local_addr()?.port(),

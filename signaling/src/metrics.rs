@@ -30,6 +30,12 @@ pub struct Metrics {
     pub recorder_dispatches: IntCounterVec,
     /// Recorder agents connected on `/v1/recorder` now.
     pub recorder_agents: IntGauge,
+    /// Open connections of the public listeners, from accept to close (WebSockets included).
+    pub http_connections: IntGauge,
+    /// Connections closed at accept because a cap was reached (`per_address`, `total`).
+    pub http_refused: IntCounterVec,
+    /// Connections closed for being too slow (`tls_handshake`, `header`, `idle`).
+    pub http_timed_out: IntCounterVec,
 }
 
 impl Metrics {
@@ -105,6 +111,33 @@ impl Metrics {
             "Recorder agents connected on /v1/recorder",
         )
         .expect("static metric definition is valid");
+        let http_connections = IntGauge::new(
+            "bedside_http_connections",
+            "Open connections of the public listeners, WebSockets included",
+        )
+        .expect("static metric definition is valid");
+        let http_refused = IntCounterVec::new(
+            Opts::new(
+                "bedside_http_connections_refused_total",
+                "Connections closed at accept because a connection cap was reached",
+            ),
+            &["reason"],
+        )
+        .expect("static metric definition is valid");
+        let http_timed_out = IntCounterVec::new(
+            Opts::new(
+                "bedside_http_connections_timed_out_total",
+                "Connections closed because the client was too slow, by phase",
+            ),
+            &["phase"],
+        )
+        .expect("static metric definition is valid");
+        for r in ["per_address", "total"] {
+            http_refused.with_label_values(&[r]);
+        }
+        for p in ["tls_handshake", "header", "idle"] {
+            http_timed_out.with_label_values(&[p]);
+        }
         for d in ["accepted", "declined", "withdrawn"] {
             recording_consents.with_label_values(&[d]);
         }
@@ -135,6 +168,9 @@ impl Metrics {
             Box::new(recording_consents.clone()),
             Box::new(recorder_dispatches.clone()),
             Box::new(recorder_agents.clone()),
+            Box::new(http_connections.clone()),
+            Box::new(http_refused.clone()),
+            Box::new(http_timed_out.clone()),
         ] {
             registry
                 .register(c)
@@ -153,6 +189,9 @@ impl Metrics {
             recording_consents,
             recorder_dispatches,
             recorder_agents,
+            http_connections,
+            http_refused,
+            http_timed_out,
         }
     }
 

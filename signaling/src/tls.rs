@@ -3,10 +3,9 @@
 //! drops a visit: open connections keep their session, new ones get the new certificate.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use axum_server::tls_rustls::RustlsConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
@@ -55,6 +54,27 @@ pub fn load(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     Ok(Arc::new(config))
 }
 
+/// The server config new handshakes use. [`watch`] replaces it; a connection keeps the config it
+/// was accepted with, so a reload never touches running visits.
+#[derive(Clone)]
+pub struct LiveConfig(Arc<RwLock<Arc<ServerConfig>>>);
+
+impl LiveConfig {
+    pub fn new(config: Arc<ServerConfig>) -> Self {
+        LiveConfig(Arc::new(RwLock::new(config)))
+    }
+
+    /// The config for the next handshake.
+    pub fn current(&self) -> Arc<ServerConfig> {
+        // A writer only swaps one Arc for another, so a poisoned lock still holds a whole config.
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn replace(&self, config: Arc<ServerConfig>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = config;
+    }
+}
+
 fn mtime(files: &TlsFiles) -> Option<SystemTime> {
     let a = std::fs::metadata(&files.cert)
         .and_then(|m| m.modified())
@@ -67,7 +87,7 @@ fn mtime(files: &TlsFiles) -> Option<SystemTime> {
 
 /// Reloads the certificate on SIGHUP or when a file's modification time changes, until the
 /// process ends. A bad new certificate is logged and the old one stays in use.
-pub async fn watch(files: TlsFiles, live: RustlsConfig) {
+pub async fn watch(files: TlsFiles, live: LiveConfig) {
     let mut last = mtime(&files);
     #[cfg(unix)]
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
@@ -90,7 +110,7 @@ pub async fn watch(files: TlsFiles, live: RustlsConfig) {
         last = now;
         match load(&files) {
             Ok(config) => {
-                live.reload_from_config(config);
+                live.replace(config);
                 info!(forced, "TLS certificate reloaded");
             }
             Err(e) => warn!(error = %e, "TLS certificate reload failed; keeping the old one"),

@@ -241,6 +241,12 @@ fn check_prints_the_plan_and_refuses_weak_or_shared_secrets() {
     assert!(text.contains("192.0.2.10:50000"), "{text}");
     assert!(text.contains("turns:turn.example.org:443"), "{text}");
     assert!(!text.contains("k7Q2vX9p"), "check never prints secrets");
+    assert!(
+        text.contains("50 connections per client address, 10000 in all"),
+        "{text}"
+    );
+    // Plain HTTP means a proxy in front, which the per-address cap would count as one client.
+    assert!(text.contains("max_connections_per_address is 50"), "{text}");
 
     // The same secret for tokens and TURN is refused.
     let shared = config(&token, &token);
