@@ -151,10 +151,44 @@ struct Peer {
     ready: bool,
 }
 
+/// The loopback address participant `index` connects from when the server is on IPv4
+/// loopback: 127.1.x.y, one per participant, as real participants come from their own
+/// addresses. The server's per-address limits (join rate, connections) then see one person
+/// per address, as they would in production, instead of a whole load test on 127.0.0.1.
+fn loopback_source(index: u32) -> std::net::Ipv4Addr {
+    let n = index % (250 * 250);
+    let third = u8::try_from(n / 250).expect("n / 250 < 250");
+    let fourth = u8::try_from(n % 250 + 2).expect("n % 250 + 2 < 252");
+    std::net::Ipv4Addr::new(127, 1, third, fourth)
+}
+
+/// A TCP connection to the signaling server of `url`, from participant `index`'s own
+/// loopback address when the server is on IPv4 loopback.
+async fn connect_signaling(url: &str, index: u32) -> Result<TcpStream, ParticipantError> {
+    let bad = |what: &str| ParticipantError::Signaling(format!("{what} in --server"));
+    let rest = url
+        .strip_prefix("ws://")
+        .ok_or_else(|| bad("only ws:// URLs are supported"))?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let addr = tokio::net::lookup_host(authority)
+        .await?
+        .next()
+        .ok_or_else(|| bad("no address for the host"))?;
+    match addr {
+        SocketAddr::V4(v4) if v4.ip().is_loopback() => {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(SocketAddr::from((loopback_source(index), 0)))?;
+            Ok(socket.connect(addr).await?)
+        }
+        _ => Ok(TcpStream::connect(addr).await?),
+    }
+}
+
 /// Connects and joins, retrying while the server rate-limits joins from this address.
-async fn join(url: &str, token: &str) -> Result<Ws, ParticipantError> {
+async fn join(url: &str, token: &str, index: u32) -> Result<Ws, ParticipantError> {
     for attempt in 0u32.. {
-        let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        let stream = connect_signaling(url, index).await?;
+        let (mut ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
             .await
             .map_err(|e| ParticipantError::Signaling(e.to_string()))?;
         send(
@@ -225,7 +259,7 @@ pub(crate) async fn run(
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), ParticipantError> {
     let joined_at = Instant::now();
-    let mut ws = join(&url, &spec.token).await?;
+    let mut ws = join(&url, &spec.token, spec.index).await?;
     let socket = UdpSocket::bind("127.0.0.1:0").await?;
     let local = socket.local_addr()?;
     let now = Instant::now();
@@ -484,5 +518,18 @@ impl Peer {
                 .entry(probe.track)
                 .or_default() += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_participant_of_a_large_run_gets_its_own_loopback_address() {
+        let addrs: HashSet<_> = (0..2_000).map(loopback_source).collect();
+        assert_eq!(addrs.len(), 2_000);
+        assert!(addrs.iter().all(|a| a.is_loopback() && a.octets()[3] >= 2));
+        assert!(!addrs.contains(&std::net::Ipv4Addr::LOCALHOST));
     }
 }

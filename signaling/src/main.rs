@@ -272,12 +272,9 @@ async fn dev(
         join_rate: (signaling.join_rate_per_second, signaling.join_burst),
         turn: Some(turn.settings),
         tls: None,
-        // Loopback only, so every client is 127.0.0.1 and a per-address cap would only limit
-        // how many tabs (or load-test participants) one developer opens: the overall cap stays.
-        http: HttpLimits {
-            max_connections_per_address: HttpLimits::default().max_connections,
-            ..HttpLimits::default()
-        },
+        // The listeners' production defaults (bedside-load connects each participant from
+        // its own loopback address, as real participants come from their own).
+        http: HttpLimits::default(),
         recording: Some(bedside::RecordingSettings {
             consent: bedside::ConsentText {
                 version: "dev-1".into(),
