@@ -372,7 +372,7 @@ pub async fn run_session(
         }
     };
     if !matches!(end, EndReason::SocketClosed | EndReason::ServerClosed(_)) {
-        let _ = send(&mut ws, &ClientMessage::Leave).await;
+        let _ = send(&mut ws, &ClientMessage::Leave {}).await;
     }
     let _ = ws.close(None).await;
     drop(tx);
@@ -504,7 +504,7 @@ impl Media {
                     }
                 }
                 Wake::Ping => {
-                    if send(ws, &ClientMessage::Ping).await.is_err() {
+                    if send(ws, &ClientMessage::Ping {}).await.is_err() {
                         return EndReason::SocketClosed;
                     }
                 }

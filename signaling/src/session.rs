@@ -212,7 +212,7 @@ impl AwaitingJoin {
                     }
                     return joined;
                 }
-                Incoming::Message(ClientMessage::Ping) => {
+                Incoming::Message(ClientMessage::Ping {}) => {
                     conn.send(&ServerMessage::Pong).await;
                 }
                 Incoming::Message(_) => {
@@ -452,16 +452,16 @@ impl Joined {
         let sfu = self.conn.state.sfu.clone();
         let command = match msg {
             ClientMessage::Admit { participant } => Some(Command::Admit(participant)),
-            ClientMessage::AdmitAll => Some(Command::AdmitAll),
+            ClientMessage::AdmitAll {} => Some(Command::AdmitAll),
             ClientMessage::Deny {
                 participant,
                 ref reason,
             } => Some(Command::Deny(participant, reason.clone())),
             ClientMessage::Remove { participant } => Some(Command::Remove(participant)),
-            ClientMessage::EndVisit => Some(Command::EndVisit),
+            ClientMessage::EndVisit {} => Some(Command::EndVisit),
             ClientMessage::NotifyWaiting { ref text } => Some(Command::NotifyWaiting(text.clone())),
             ClientMessage::ShowVideo { show } => Some(Command::ShowVideo(show)),
-            ClientMessage::RecordStart => Some(Command::RecordStart {
+            ClientMessage::RecordStart {} => Some(Command::RecordStart {
                 recorder_available: self
                     .conn
                     .state
@@ -469,9 +469,9 @@ impl Joined {
                     .as_ref()
                     .is_some_and(|r| r.available()),
             }),
-            ClientMessage::RecordStop => Some(Command::RecordStop),
-            ClientMessage::RecordPause => Some(Command::RecordPause(true)),
-            ClientMessage::RecordResume => Some(Command::RecordPause(false)),
+            ClientMessage::RecordStop {} => Some(Command::RecordStop),
+            ClientMessage::RecordPause {} => Some(Command::RecordPause(true)),
+            ClientMessage::RecordResume {} => Some(Command::RecordPause(false)),
             ClientMessage::ConsentAccept { ref text_version }
             | ClientMessage::ConsentDecline { ref text_version } => Some(Command::Consent {
                 accept: matches!(msg, ClientMessage::ConsentAccept { .. }),
@@ -512,8 +512,8 @@ impl Joined {
                     .await;
                 return true;
             }
-            ClientMessage::Ping => return self.conn.send(&ServerMessage::Pong).await,
-            ClientMessage::Leave => {
+            ClientMessage::Ping {} => return self.conn.send(&ServerMessage::Pong).await,
+            ClientMessage::Leave {} => {
                 if let Some(m) = self.membership.take() {
                     m.leave();
                 }

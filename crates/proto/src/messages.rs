@@ -8,6 +8,11 @@ use crate::{ParticipantId, Role, VisitId, VisitType};
 pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Messages a client sends. The first must be `join`.
+///
+/// Messages without fields are empty struct variants (`Leave {}`), not unit variants: serde
+/// lets a unit variant of an internally tagged enum ignore any other fields, so
+/// `{"type":"leave","now":true}` would be accepted. `deny_unknown_fields` applies to struct
+/// variants only; the wire form stays `{"type":"leave"}` both ways.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMessage {
@@ -42,13 +47,13 @@ pub enum ClientMessage {
         sdp_mline_index: Option<u32>,
     },
     /// Leave the visit; the server answers `left` and closes the socket.
-    Leave,
+    Leave {},
     /// Keep-alive; the server answers `pong`.
-    Ping,
+    Ping {},
     /// Provider: admit a waiting participant.
     Admit { participant: ParticipantId },
     /// Provider: admit everyone waiting.
-    AdmitAll,
+    AdmitAll {},
     /// Provider: turn a waiting participant away; `reason` is shown to them.
     Deny {
         participant: ParticipantId,
@@ -58,21 +63,21 @@ pub enum ClientMessage {
     /// Provider: remove a participant from the visit.
     Remove { participant: ParticipantId },
     /// Provider: end the visit for everyone.
-    EndVisit,
+    EndVisit {},
     /// Provider: a message shown to everyone waiting ("running 10 minutes late").
     NotifyWaiting { text: String },
     /// Show or hide one's own video from other patients (group visits).
     ShowVideo { show: bool },
     /// Provider: start recording the visit. Everyone present is asked for consent; only
     /// consenting participants are recorded. Refused unless recording is enabled in config.
-    RecordStart,
+    RecordStart {},
     /// Provider: stop recording the visit.
-    RecordStop,
+    RecordStop {},
     /// Provider: pause the recording (nothing is recorded until `record_resume`; consent
     /// stands).
-    RecordPause,
+    RecordPause {},
     /// Provider: resume a paused recording.
-    RecordResume,
+    RecordResume {},
     /// Consent to being recorded, naming the version of the consent text that was shown.
     ConsentAccept { text_version: String },
     /// Decline being recorded, or withdraw an earlier consent (recording of this participant's
@@ -110,19 +115,19 @@ impl ClientMessage {
             ClientMessage::Offer { .. } => "offer",
             ClientMessage::Answer { .. } => "answer",
             ClientMessage::Candidate { .. } => "candidate",
-            ClientMessage::Leave => "leave",
-            ClientMessage::Ping => "ping",
+            ClientMessage::Leave {} => "leave",
+            ClientMessage::Ping {} => "ping",
             ClientMessage::Admit { .. } => "admit",
-            ClientMessage::AdmitAll => "admit_all",
+            ClientMessage::AdmitAll {} => "admit_all",
             ClientMessage::Deny { .. } => "deny",
             ClientMessage::Remove { .. } => "remove",
-            ClientMessage::EndVisit => "end_visit",
+            ClientMessage::EndVisit {} => "end_visit",
             ClientMessage::NotifyWaiting { .. } => "notify_waiting",
             ClientMessage::ShowVideo { .. } => "show_video",
-            ClientMessage::RecordStart => "record_start",
-            ClientMessage::RecordStop => "record_stop",
-            ClientMessage::RecordPause => "record_pause",
-            ClientMessage::RecordResume => "record_resume",
+            ClientMessage::RecordStart {} => "record_start",
+            ClientMessage::RecordStop {} => "record_stop",
+            ClientMessage::RecordPause {} => "record_pause",
+            ClientMessage::RecordResume {} => "record_resume",
             ClientMessage::ConsentAccept { .. } => "consent_accept",
             ClientMessage::ConsentDecline { .. } => "consent_decline",
         }
