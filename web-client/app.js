@@ -44,7 +44,7 @@
 
   const CLOSING = new Set(['message_too_large', 'unsupported_version', 'invalid_token', 'token_expired',
     'media_failed', 'unavailable', 'timeout', 'rate_limited', 'visit_full', 'visit_ended', 'denied',
-    'removed', 'wait_timeout', 'session_replaced']);
+    'removed', 'wait_timeout', 'session_replaced', 'recording_stopped']);
 
   function setStatus(text) { $('status').textContent = text; }
 
