@@ -554,9 +554,12 @@ impl Joined {
                 Err(SfuError::NegotiationState)
             }
             ClientMessage::Answer { sdp } => sfu.client_answer(self.participant, sdp).await,
-            ClientMessage::Candidate { candidate, .. } => {
-                sfu.add_candidate(self.participant, candidate).await
-            }
+            ClientMessage::Candidate {
+                candidate, sdp_mid, ..
+            } => match sdp_mid.as_deref().map(bedside_sfu::sdp::check_mid) {
+                Some(Err(e)) => Err(SfuError::CandidateRefused(e)),
+                _ => sfu.add_candidate(self.participant, candidate).await,
+            },
             _ => unreachable!("commands are handled above"),
         };
         match result {
@@ -564,7 +567,10 @@ impl Joined {
             Err(e) => {
                 let code = match e {
                     SfuError::InvalidSdp => ErrorCode::InvalidSdp,
-                    SfuError::InvalidCandidate => ErrorCode::InvalidCandidate,
+                    SfuError::InvalidCandidate | SfuError::CandidateRefused(_) => {
+                        ErrorCode::InvalidCandidate
+                    }
+                    SfuError::DuplicateSource | SfuError::TooManyMLines => ErrorCode::TooManyTracks,
                     SfuError::PublishNotAllowed => {
                         let event = AuditEvent {
                             kind: "refuse".into(),

@@ -40,3 +40,139 @@ async fn a_known_message_with_an_unknown_field_is_refused_and_does_nothing() {
     let msg = recv(&mut doc).await.unwrap();
     assert_eq!(msg["type"], "participant_left", "{msg}");
 }
+
+/// `n` distinct, well-formed host candidates.
+fn candidates(n: usize, from_port: u16) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let port = from_port + i as u16;
+            format!("candidate:{port} 1 udp 2130706431 192.0.2.9 {port} typ host")
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_candidate_flood_is_capped_and_other_visits_keep_their_media_thread() {
+    let server = start().await;
+    let (_doc, mut pat) = provider_and_patient(&server, "flooded").await;
+    let (mut other, _) = joined(&server, "elsewhere", "provider").await;
+
+    // An offer carrying more candidates than a media session may give is refused whole.
+    let mut offer = client_offer();
+    for c in candidates(51, 3000) {
+        offer.push_str(&format!("a={c}\r\n"));
+    }
+    send(&mut pat, json!({"type": "offer", "sdp": offer})).await;
+    let msg = expect_error(&mut pat, "invalid_candidate").await;
+    assert!(msg["message"].as_str().unwrap().contains("50"), "{msg}");
+    send(&mut pat, json!({"type": "offer", "sdp": client_offer()})).await;
+    recv_type(&mut pat, "answer").await;
+
+    // The flood: 30 KB foundations, then far more distinct candidates than allowed. Sent
+    // without waiting, so the other visit's negotiation below runs while it is handled.
+    let huge = format!(
+        "candidate:{} 1 udp 1 192.0.2.1 9 typ host",
+        "f".repeat(30_000)
+    );
+    let oversized = 300;
+    for _ in 0..oversized {
+        send(
+            &mut pat,
+            json!({"type": "candidate", "candidate": huge, "sdpMid": "0"}),
+        )
+        .await;
+    }
+    let many = candidates(400, 5000);
+    for c in &many {
+        send(
+            &mut pat,
+            json!({"type": "candidate", "candidate": c, "sdpMid": "0"}),
+        )
+        .await;
+    }
+    send(
+        &mut pat,
+        json!({"type": "candidate", "candidate": many[0], "sdpMid": "m".repeat(33)}),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    send(&mut other, json!({"type": "offer", "sdp": client_offer()})).await;
+    recv_type(&mut other, "answer").await;
+    let answered = started.elapsed();
+    assert!(
+        answered < std::time::Duration::from_secs(2),
+        "another visit's offer took {answered:?}"
+    );
+
+    // Every oversized candidate and every one past the 50th is refused; none closes the socket.
+    let mut too_long = 0;
+    let mut too_many = 0;
+    for _ in 0..oversized + (many.len() - 50) + 1 {
+        let msg = expect_error(&mut pat, "invalid_candidate").await;
+        let text = msg["message"].as_str().unwrap();
+        if text.contains("512 bytes") {
+            too_long += 1;
+        } else if text.contains("(50)") {
+            too_many += 1;
+        } else {
+            assert!(text.contains("sdpMid"), "{msg}");
+        }
+    }
+    assert_eq!((too_long, too_many), (oversized, many.len() - 50));
+    still_alive(&mut pat).await;
+    assert!(ping_time(&mut other).await < std::time::Duration::from_millis(500));
+}
+
+/// An offer with the sections of `base` and `n` more minimal sending audio sections.
+fn with_audio_sections(base: &str, n: usize) -> String {
+    let mut sdp = base.to_owned();
+    for i in 0..n {
+        sdp.push_str(&format!(
+            "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:x{i}\r\n\
+             a=sendonly\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\n"
+        ));
+    }
+    sdp
+}
+
+#[tokio::test]
+async fn an_offer_with_too_many_tracks_is_refused_and_never_fanned_out() {
+    use str0m::media::{Direction, MediaKind};
+    let server = start().await;
+    let (mut doc, mut pat) = provider_and_patient(&server, "tracks").await;
+    send(&mut doc, json!({"type": "offer", "sdp": client_offer()})).await;
+    recv_type(&mut doc, "answer").await;
+
+    // 380 sending audio sections in under 64 KiB: what an outside client sent.
+    let flood = with_audio_sections(&client_offer(), 380);
+    assert!(flood.len() < 64 * 1024, "{}", flood.len());
+    send(&mut pat, json!({"type": "offer", "sdp": flood})).await;
+    expect_error(&mut pat, "too_many_tracks").await;
+    // Two microphones in a real offer.
+    let two_mics = offer_with(&[
+        (MediaKind::Audio, Direction::SendOnly),
+        (MediaKind::Audio, Direction::SendOnly),
+    ]);
+    send(&mut pat, json!({"type": "offer", "sdp": two_mics})).await;
+    expect_error(&mut pat, "too_many_tracks").await;
+    // Naming more sources than there are.
+    let offer = client_offer();
+    let sources: serde_json::Map<String, serde_json::Value> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|m| (m.to_string(), json!("camera")))
+        .collect();
+    send(
+        &mut pat,
+        json!({"type": "offer", "sdp": offer, "sources": sources}),
+    )
+    .await;
+    expect_error(&mut pat, "too_many_tracks").await;
+    still_alive(&mut pat).await;
+
+    // A proper offer goes through, and the provider is offered exactly its two tracks.
+    send(&mut pat, json!({"type": "offer", "sdp": client_offer()})).await;
+    recv_type(&mut pat, "answer").await;
+    let offered = recv_type(&mut doc, "offer").await;
+    assert_eq!(offered["tracks"].as_array().unwrap().len(), 2, "{offered}");
+    assert_eq!(mids(offered["sdp"].as_str().unwrap()).len(), 4);
+}

@@ -355,7 +355,8 @@ pub enum ErrorCode {
     InvalidSdp,
     /// An offer or answer arrived when none was expected (e.g. an answer with no server offer).
     NegotiationState,
-    /// A trickled candidate could not be parsed.
+    /// A candidate (trickled or in an offer) could not be parsed or is over the limits: size,
+    /// foundation, or the number per media session.
     InvalidCandidate,
     /// The media connection failed or the media engine dropped the session. The socket closes.
     MediaFailed,
@@ -383,6 +384,9 @@ pub enum ErrorCode {
     NotAdmitted,
     /// The offer sends a source this role may not publish in this visit.
     PublishNotAllowed,
+    /// The offer sends more than one microphone, camera or screen, or has more media sections
+    /// than any client needs.
+    TooManyTracks,
     /// The command names a participant who is not (or no longer) there.
     UnknownParticipant,
     /// Recording is not enabled on this server.
@@ -398,7 +402,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for metrics that should show zeros rather than gaps.
-    pub const ALL: [ErrorCode; 29] = [
+    pub const ALL: [ErrorCode; 30] = [
         ErrorCode::InvalidMessage,
         ErrorCode::MessageTooLarge,
         ErrorCode::UnknownType,
@@ -423,6 +427,7 @@ impl ErrorCode {
         ErrorCode::Forbidden,
         ErrorCode::NotAdmitted,
         ErrorCode::PublishNotAllowed,
+        ErrorCode::TooManyTracks,
         ErrorCode::UnknownParticipant,
         ErrorCode::RecordingDisabled,
         ErrorCode::RecordingUnavailable,
@@ -456,6 +461,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotAdmitted => "not_admitted",
             ErrorCode::PublishNotAllowed => "publish_not_allowed",
+            ErrorCode::TooManyTracks => "too_many_tracks",
             ErrorCode::UnknownParticipant => "unknown_participant",
             ErrorCode::RecordingDisabled => "recording_disabled",
             ErrorCode::RecordingUnavailable => "recording_unavailable",
