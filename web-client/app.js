@@ -42,6 +42,8 @@
     mediaStarted: false,
   };
 
+  // Codes after which this page is done. `rate_limited` too: a refused join closes, and the page
+  // never sends fast enough to be refused otherwise.
   const CLOSING = new Set(['message_too_large', 'unsupported_version', 'invalid_token', 'token_expired',
     'media_failed', 'unavailable', 'timeout', 'rate_limited', 'visit_full', 'visit_ended', 'denied',
     'removed', 'wait_timeout', 'session_replaced', 'recording_stopped']);

@@ -308,7 +308,11 @@ async fn join(params: &SessionParams) -> Result<(Ws, Vec<ParticipantId>), Sessio
                 | Ok(Some(ServerMessage::Admitted { participants })) => {
                     return Ok(others(&participants))
                 }
-                Ok(Some(ServerMessage::Error { code, .. })) if code.closes_session() => {
+                // A refused join closes the socket; `rate_limited` (too many joins) does
+                // too, although it does not always close later in a session.
+                Ok(Some(ServerMessage::Error { code, .. }))
+                    if code.closes_session() || code == ErrorCode::RateLimited =>
+                {
                     return Err(SessionError::Refused(code))
                 }
                 Ok(Some(_)) => {}

@@ -261,6 +261,10 @@ async fn dev(
         limits: Settings::default_limits(),
         audit,
         join_rate: (10.0, 60),
+        message_rate: (
+            bedside::config::SignalingConfig::DEFAULT_MESSAGE_RATE,
+            bedside::config::SignalingConfig::DEFAULT_MESSAGE_BURST,
+        ),
         turn: Some(turn.settings),
         tls: None,
         recording: Some(bedside::RecordingSettings {
@@ -417,6 +421,10 @@ async fn serve(config: Config) -> Result<()> {
         join_rate: (
             config.signaling.join_rate_per_second,
             config.signaling.join_burst,
+        ),
+        message_rate: (
+            config.signaling.message_rate_per_second,
+            config.signaling.message_burst,
         ),
         turn: config.turn_settings()?,
         recording: config.recording_settings()?,

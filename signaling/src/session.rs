@@ -18,6 +18,7 @@ use bedside_token::{Grant, TokenError};
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
+use crate::limiter::{MessageBucket, Verdict};
 use crate::room::{Command, Joiner, Refusal};
 use crate::visits::{JoinError, Membership, ToSession};
 use crate::AppState;
@@ -28,6 +29,10 @@ const CLOSE_POLICY: u16 = 1008;
 const CLOSE_TOO_BIG: u16 = 1009;
 const CLOSE_UNAVAILABLE: u16 = 1013;
 
+/// How long a closing socket is read (and what arrives dropped) for the client's own close
+/// frame, when the client may still be sending: see [`Conn::linger`].
+const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Wall-clock Unix milliseconds, for consent records.
 fn unix_ms() -> u64 {
     std::time::SystemTime::now()
@@ -37,9 +42,13 @@ fn unix_ms() -> u64 {
 
 /// Runs a session from upgrade to close.
 pub(crate) async fn run(state: Arc<AppState>, socket: WebSocket, client_ip: IpAddr) {
+    let (per_second, burst) = state.message_rate;
     let waiting = AwaitingJoin {
-        state,
-        socket,
+        conn: Conn {
+            socket,
+            state,
+            bucket: MessageBucket::new(per_second, burst),
+        },
         client_ip,
     };
     if let Some(joined) = waiting.await_join().await {
@@ -59,6 +68,8 @@ enum Incoming {
 struct Conn {
     socket: WebSocket,
     state: Arc<AppState>,
+    /// Every frame the client sends takes a token, before and after `join`.
+    bucket: MessageBucket,
 }
 
 impl Conn {
@@ -71,6 +82,16 @@ impl Conn {
 
     /// Sends an error; closes the socket if the code says so.
     async fn error(&mut self, code: ErrorCode, message: &str) {
+        let close = code.closes_session().then_some(match code {
+            ErrorCode::MessageTooLarge => CLOSE_TOO_BIG,
+            ErrorCode::Unavailable | ErrorCode::MediaFailed => CLOSE_UNAVAILABLE,
+            _ => CLOSE_POLICY,
+        });
+        self.error_then(code, message, close).await;
+    }
+
+    /// Sends an error, then closes the socket with `close` if given.
+    async fn error_then(&mut self, code: ErrorCode, message: &str, close: Option<u16>) {
         self.state
             .metrics
             .errors
@@ -83,12 +104,7 @@ impl Conn {
                 message: message.to_owned(),
             })
             .await;
-        if sent && code.closes_session() {
-            let close = match code {
-                ErrorCode::MessageTooLarge => CLOSE_TOO_BIG,
-                ErrorCode::Unavailable | ErrorCode::MediaFailed => CLOSE_UNAVAILABLE,
-                _ => CLOSE_POLICY,
-            };
+        if let (true, Some(close)) = (sent, close) {
             self.close(close, code.as_str()).await;
         }
     }
@@ -114,8 +130,46 @@ impl Conn {
             .await;
     }
 
+    /// After a close frame to a client that may still be sending (a flood): reads and drops
+    /// whatever arrives until the client's own close frame, the end of the connection, or
+    /// [`LINGER`]. Dropping a TCP socket with unread data makes the kernel reset the
+    /// connection, and the client would lose the close frame with its code.
+    async fn linger(&mut self) {
+        let deadline = tokio::time::Instant::now() + LINGER;
+        while let Ok(Some(Ok(m))) = tokio::time::timeout_at(deadline, self.socket.recv()).await {
+            if matches!(m, Message::Close(_)) {
+                return;
+            }
+        }
+    }
+
     /// Turns one received frame into a message, refusing what the protocol does not allow.
     async fn decode(&mut self, frame: Option<Result<Message, axum::Error>>) -> Incoming {
+        if let Some(Ok(m)) = &frame {
+            if !matches!(m, Message::Close(_)) {
+                match self.bucket.take(Instant::now()) {
+                    Verdict::Allow => {}
+                    Verdict::Refuse => {
+                        self.error(
+                            ErrorCode::RateLimited,
+                            "too many messages on this connection; slow down",
+                        )
+                        .await;
+                        return Incoming::Refused(false);
+                    }
+                    Verdict::Close => {
+                        self.error_then(
+                            ErrorCode::RateLimited,
+                            "too many messages on this connection; it is closed",
+                            Some(CLOSE_POLICY),
+                        )
+                        .await;
+                        self.linger().await;
+                        return Incoming::Refused(true);
+                    }
+                }
+            }
+        }
         let text = match frame {
             None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Incoming::Gone,
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => return Incoming::Refused(false),
@@ -158,18 +212,14 @@ impl Conn {
 
 /// A new socket that has not joined yet.
 struct AwaitingJoin {
-    state: Arc<AppState>,
-    socket: WebSocket,
+    conn: Conn,
     client_ip: IpAddr,
 }
 
 impl AwaitingJoin {
     async fn await_join(self) -> Option<Joined> {
-        let timeout = self.state.join_timeout;
-        let mut conn = Conn {
-            state: self.state,
-            socket: self.socket,
-        };
+        let mut conn = self.conn;
+        let timeout = conn.state.join_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let frame = match tokio::time::timeout_at(deadline, conn.socket.recv()).await {
@@ -195,9 +245,10 @@ impl AwaitingJoin {
                             .with_label_values(&["refused"])
                             .inc();
                         conn.audit_refusal(ErrorCode::RateLimited, None);
-                        conn.error(
+                        conn.error_then(
                             ErrorCode::RateLimited,
                             "too many join attempts; wait a moment and try again",
+                            Some(CLOSE_POLICY),
                         )
                         .await;
                         return None;

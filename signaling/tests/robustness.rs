@@ -53,7 +53,8 @@ fn candidates(n: usize, from_port: u16) -> Vec<String> {
 
 #[tokio::test]
 async fn a_candidate_flood_is_capped_and_other_visits_keep_their_media_thread() {
-    let server = start().await;
+    // The message rate limit would stop the flood first; this is about candidates.
+    let server = start_with(|s| s.message_rate = (1e6, 1_000_000)).await;
     let (_doc, mut pat) = provider_and_patient(&server, "flooded").await;
     let (mut other, _) = joined(&server, "elsewhere", "provider").await;
 
@@ -175,4 +176,93 @@ async fn an_offer_with_too_many_tracks_is_refused_and_never_fanned_out() {
     let offered = recv_type(&mut doc, "offer").await;
     assert_eq!(offered["tracks"].as_array().unwrap().len(), 2, "{offered}");
     assert_eq!(mids(offered["sdp"].as_str().unwrap()).len(), 4);
+}
+
+/// Counts what a socket hears until it ends: pongs, `rate_limited` errors, and the close code.
+async fn tally(ws: &mut Ws) -> (usize, usize, Next) {
+    let (mut pongs, mut limited) = (0, 0);
+    loop {
+        match next(ws).await {
+            Next::Json(m) if m["type"] == "pong" => pongs += 1,
+            Next::Json(m) if m["type"] == "error" => {
+                assert_eq!(m["code"], "rate_limited", "{m}");
+                limited += 1;
+            }
+            Next::Json(_) => {}
+            end => return (pongs, limited, end),
+        }
+    }
+}
+
+#[tokio::test]
+async fn messages_over_the_rate_are_refused_and_the_socket_stays_open() {
+    let server = start().await;
+    // Before join: a burst of 50 passes, the rest is refused, nothing closes.
+    let mut ws = connect(&server).await;
+    for _ in 0..60 {
+        send(&mut ws, json!({"type": "ping"})).await;
+    }
+    let (mut pongs, mut limited) = (0, 0);
+    while pongs + limited < 60 {
+        let m = recv(&mut ws).await.expect("the socket stays open");
+        match m["type"].as_str() {
+            Some("pong") => pongs += 1,
+            _ => {
+                assert_eq!(m["code"], "rate_limited", "{m}");
+                limited += 1;
+            }
+        }
+    }
+    assert!(
+        (50..=52).contains(&pongs),
+        "{pongs} pongs, {limited} refused"
+    );
+    // A pause pays the debt back (10 refused: half a second); then the session joins.
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    still_alive(&mut ws).await;
+    send(
+        &mut ws,
+        json!({"type": "join", "v": 1, "token": token("paced", "provider")}),
+    )
+    .await;
+    recv_type(&mut ws, "joined").await;
+
+    // What a web client sends at once when media starts (an offer, a dozen candidates,
+    // answers) is well under the burst: a fresh session's 45 messages are all answered.
+    let (mut fresh, _) = joined(&server, "paced", "chaperone").await;
+    for _ in 0..45 {
+        send(&mut fresh, json!({"type": "ping"})).await;
+    }
+    let mut pongs = 0;
+    while pongs < 45 {
+        let m = recv(&mut fresh).await.expect("the socket stays open");
+        assert_ne!(m["type"], "error", "{m}");
+        if m["type"] == "pong" {
+            pongs += 1;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_sustained_flood_is_closed_with_1008_and_others_are_served() {
+    use futures_util::SinkExt;
+    let server = start().await;
+    let (mut flooder, _) = joined(&server, "busy", "provider").await;
+    let (mut bystander, _) = joined(&server, "quiet", "provider").await;
+    let ping =
+        tokio_tungstenite::tungstenite::Message::Text(json!({"type": "ping"}).to_string().into());
+    let mut sent = 0;
+    while sent < 2_000 && flooder.send(ping.clone()).await.is_ok() {
+        sent += 1;
+    }
+    let (pongs, limited, end) = tally(&mut flooder).await;
+    assert!(
+        matches!(end, Next::Closed(Some(1008))),
+        "closed with {end:?} after {pongs} pongs, {limited} refused"
+    );
+    // The join took a token: the rest of the burst is answered, one burst more is refused.
+    assert!((49..=60).contains(&pongs), "{pongs} pongs");
+    assert!((40..=60).contains(&limited), "{limited} refused");
+    let t = ping_time(&mut bystander).await;
+    assert!(t < std::time::Duration::from_millis(500), "{t:?}");
 }

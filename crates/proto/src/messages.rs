@@ -364,7 +364,9 @@ pub enum ErrorCode {
     Unavailable,
     /// No `join` arrived in time. The socket closes.
     Timeout,
-    /// Too many join attempts from this client; try again shortly. The socket closes.
+    /// Too many join attempts from this client address (the socket closes), or messages on
+    /// this socket faster than its rate (the message is dropped; a client that keeps sending
+    /// is closed). Either way: slow down and try again shortly.
     RateLimited,
     /// The visit has as many participants as its type allows. The socket closes.
     VisitFull,
@@ -470,7 +472,9 @@ impl ErrorCode {
         }
     }
 
-    /// Whether the server closes the socket after sending this error.
+    /// Whether the server always closes the socket after sending this error. `rate_limited`
+    /// is not among them: a refused join closes, a message over the socket's rate does not
+    /// (until the flood goes on).
     pub fn closes_session(self) -> bool {
         matches!(
             self,
@@ -481,7 +485,6 @@ impl ErrorCode {
                 | ErrorCode::MediaFailed
                 | ErrorCode::Unavailable
                 | ErrorCode::Timeout
-                | ErrorCode::RateLimited
                 | ErrorCode::VisitFull
                 | ErrorCode::VisitEnded
                 | ErrorCode::Denied
