@@ -25,6 +25,8 @@ use crate::AppState;
 
 /// WebSocket close codes (RFC 6455 §7.4.1).
 const CLOSE_NORMAL: u16 = 1000;
+/// Invalid frame payload data: a text frame that is not UTF-8.
+const CLOSE_INVALID_DATA: u16 = 1007;
 const CLOSE_POLICY: u16 = 1008;
 const CLOSE_TOO_BIG: u16 = 1009;
 const CLOSE_UNAVAILABLE: u16 = 1013;
@@ -171,6 +173,15 @@ impl Conn {
             }
         }
         let text = match frame {
+            Some(Err(ref e)) if is_invalid_utf8(e) => {
+                // tungstenite checks UTF-8 while reading a text frame and hands back only the
+                // error; the stream then ends, but the socket can still send. So the client
+                // hears why (RFC 6455 §7.4.1) instead of a bare drop (1006). Nothing can be
+                // read to wait for its close reply, so the connection ends right after.
+                self.close(CLOSE_INVALID_DATA, "text frames must be UTF-8")
+                    .await;
+                return Incoming::Gone;
+            }
             None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Incoming::Gone,
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => return Incoming::Refused(false),
             Some(Ok(Message::Binary(_))) => {
@@ -208,6 +219,12 @@ impl Conn {
             }
         }
     }
+}
+
+/// Whether a receive error is a text frame that is not UTF-8 (and not, say, a reset).
+fn is_invalid_utf8(e: &axum::Error) -> bool {
+    let inner = std::error::Error::source(e).and_then(|s| s.downcast_ref::<tungstenite::Error>());
+    matches!(inner, Some(tungstenite::Error::Utf8(_)))
 }
 
 /// A new socket that has not joined yet.

@@ -266,3 +266,41 @@ async fn a_sustained_flood_is_closed_with_1008_and_others_are_served() {
     let t = ping_time(&mut bystander).await;
     assert!(t < std::time::Duration::from_millis(500), "{t:?}");
 }
+
+#[tokio::test]
+async fn a_text_frame_that_is_not_utf8_closes_with_1007() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::Message;
+    let text = |bytes: &[u8], last: bool| {
+        Message::Frame(Frame::message(
+            bytes.to_vec(),
+            OpCode::Data(Data::Text),
+            last,
+        ))
+    };
+    let server = start().await;
+    let (mut doc, _) = joined(&server, "utf8", "provider").await;
+    let (mut bad, _) = joined(&server, "utf8", "chaperone").await;
+    recv_type(&mut doc, "participant_joined").await;
+    bad.send(text(b"{\"type\":\"ping\",\"x\":\"\xff\xfe\"}", true))
+        .await
+        .unwrap();
+    assert_eq!(close_code(&mut bad).await, Some(1007));
+    recv_type(&mut doc, "participant_left").await;
+
+    // Before join, and split over fragments (the continuation is the bad part).
+    let mut early = connect(&server).await;
+    early.send(text(b"{\"type\":\"pi", false)).await.unwrap();
+    early
+        .send(Message::Frame(Frame::message(
+            b"ng\xc3\x28\"}".to_vec(),
+            OpCode::Data(Data::Continue),
+            true,
+        )))
+        .await
+        .unwrap();
+    assert_eq!(close_code(&mut early).await, Some(1007));
+    still_alive(&mut doc).await;
+}
