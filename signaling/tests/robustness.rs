@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::*;
 use serde_json::json;
 
@@ -70,13 +72,15 @@ async fn a_candidate_flood_is_capped_and_other_visits_keep_their_media_thread() 
     send(&mut pat, json!({"type": "offer", "sdp": client_offer()})).await;
     recv_type(&mut pat, "answer").await;
 
-    // The flood: 30 KB foundations, then far more distinct candidates than allowed. Sent
-    // without waiting, so the other visit's negotiation below runs while it is handled.
+    // The flood as an outside client sent it: 2,000 candidates with 30 KB foundations, then
+    // far more distinct well-formed ones than a session may give, then a ping behind them.
     let huge = format!(
         "candidate:{} 1 udp 1 192.0.2.1 9 typ host",
         "f".repeat(30_000)
     );
-    let oversized = 300;
+    let oversized = 2000;
+    let many = candidates(400, 5000);
+    let flood_started = Instant::now();
     for _ in 0..oversized {
         send(
             &mut pat,
@@ -84,7 +88,6 @@ async fn a_candidate_flood_is_capped_and_other_visits_keep_their_media_thread() 
         )
         .await;
     }
-    let many = candidates(400, 5000);
     for c in &many {
         send(
             &mut pat,
@@ -97,20 +100,17 @@ async fn a_candidate_flood_is_capped_and_other_visits_keep_their_media_thread() 
         json!({"type": "candidate", "candidate": many[0], "sdpMid": "m".repeat(33)}),
     )
     .await;
-    let started = std::time::Instant::now();
-    send(&mut other, json!({"type": "offer", "sdp": client_offer()})).await;
-    recv_type(&mut other, "answer").await;
-    let answered = started.elapsed();
-    assert!(
-        answered < std::time::Duration::from_secs(2),
-        "another visit's offer took {answered:?}"
-    );
+    send(&mut pat, json!({"type": "ping"})).await;
 
-    // Every oversized candidate and every one past the 50th is refused; none closes the socket.
-    let mut too_long = 0;
-    let mut too_many = 0;
-    for _ in 0..oversized + (many.len() - 50) + 1 {
-        let msg = expect_error(&mut pat, "invalid_candidate").await;
+    // Every oversized candidate and every one past the 50th is refused, and the ping behind
+    // them is answered: the socket stays open, and the flood is dealt with quickly.
+    let (mut too_long, mut too_many, mut bad_mid) = (0, 0, 0);
+    loop {
+        let msg = recv(&mut pat).await.expect("the socket stays open");
+        if msg["type"] == "pong" {
+            break;
+        }
+        assert_eq!(msg["code"], "invalid_candidate", "{msg}");
         let text = msg["message"].as_str().unwrap();
         if text.contains("512 bytes") {
             too_long += 1;
@@ -118,11 +118,31 @@ async fn a_candidate_flood_is_capped_and_other_visits_keep_their_media_thread() 
             too_many += 1;
         } else {
             assert!(text.contains("sdpMid"), "{msg}");
+            bad_mid += 1;
         }
     }
-    assert_eq!((too_long, too_many), (oversized, many.len() - 50));
-    still_alive(&mut pat).await;
-    assert!(ping_time(&mut other).await < std::time::Duration::from_millis(500));
+    let flood_time = flood_started.elapsed();
+    // Checked on the signaling task, the flood takes some 150 ms here; when every candidate
+    // reached str0m it kept the media thread busy for over 3 s.
+    assert!(
+        flood_time < Duration::from_millis(1500),
+        "the flood took {flood_time:?}"
+    );
+    assert_eq!(
+        (too_long, too_many, bad_mid),
+        (oversized, many.len() - 50, 1)
+    );
+
+    // The media thread is free for everyone else: another visit negotiates at once.
+    let started = Instant::now();
+    send(&mut other, json!({"type": "offer", "sdp": client_offer()})).await;
+    recv_type(&mut other, "answer").await;
+    let answered = started.elapsed();
+    assert!(
+        answered < Duration::from_millis(500),
+        "another visit's offer took {answered:?}"
+    );
+    assert!(ping_time(&mut other).await < Duration::from_millis(500));
 }
 
 /// `base` (a str0m offer) with `n` more sending audio sections, as small as str0m accepts: the
@@ -244,7 +264,7 @@ async fn messages_over_the_rate_are_refused_and_the_socket_stays_open() {
         "{pongs} pongs, {limited} refused"
     );
     // A pause pays the debt back (10 refused: half a second); then the session joins.
-    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     still_alive(&mut ws).await;
     send(
         &mut ws,
@@ -290,7 +310,7 @@ async fn a_sustained_flood_is_closed_with_1008_and_others_are_served() {
     assert!((49..=60).contains(&pongs), "{pongs} pongs");
     assert!((40..=60).contains(&limited), "{limited} refused");
     let t = ping_time(&mut bystander).await;
-    assert!(t < std::time::Duration::from_millis(500), "{t:?}");
+    assert!(t < Duration::from_millis(500), "{t:?}");
 }
 
 #[tokio::test]
