@@ -42,9 +42,11 @@
     mediaStarted: false,
   };
 
+  // Codes after which this page is done. `rate_limited` too: a refused join closes, and the page
+  // never sends fast enough to be refused otherwise.
   const CLOSING = new Set(['message_too_large', 'unsupported_version', 'invalid_token', 'token_expired',
     'media_failed', 'unavailable', 'timeout', 'rate_limited', 'visit_full', 'visit_ended', 'denied',
-    'removed', 'wait_timeout', 'session_replaced']);
+    'removed', 'wait_timeout', 'session_replaced', 'recording_stopped']);
 
   function setStatus(text) { $('status').textContent = text; }
 
@@ -357,6 +359,7 @@
       case 'session_replaced': return 'This visit was opened in another window or tab.';
       case 'rate_limited': return 'Too many attempts. Please wait a moment and reload the page.';
       case 'publish_not_allowed': return 'Your role may not share that in this visit.';
+      case 'too_many_tracks': return 'You can share one microphone, one camera and one screen at a time.';
       case 'recording_disabled': return 'Recording is not enabled on this server.';
       case 'recording_unavailable': return 'No recorder is available right now; the visit is not being recorded.';
       case 'consent_mismatch': return 'Your answer did not match the current recording request. Please answer again.';

@@ -357,7 +357,7 @@ pub(crate) async fn run(
             Wake::Stop => break Ok(()),
         }
     };
-    let _ = send(&mut ws, &ClientMessage::Leave).await;
+    let _ = send(&mut ws, &ClientMessage::Leave {}).await;
     peer.rtc.disconnect();
     result
 }

@@ -307,7 +307,11 @@ async fn join(params: &SessionParams) -> Result<(Ws, Vec<ParticipantId>), Sessio
                 | Ok(Some(ServerMessage::Admitted { participants, .. })) => {
                     return Ok(others(&participants))
                 }
-                Ok(Some(ServerMessage::Error { code, .. })) if code.closes_session() => {
+                // A refused join closes the socket; `rate_limited` (too many joins) does
+                // too, although it does not always close later in a session.
+                Ok(Some(ServerMessage::Error { code, .. }))
+                    if code.closes_session() || code == ErrorCode::RateLimited =>
+                {
                     return Err(SessionError::Refused(code))
                 }
                 Ok(Some(_)) => {}
@@ -371,7 +375,7 @@ pub async fn run_session(
         }
     };
     if !matches!(end, EndReason::SocketClosed | EndReason::ServerClosed(_)) {
-        let _ = send(&mut ws, &ClientMessage::Leave).await;
+        let _ = send(&mut ws, &ClientMessage::Leave {}).await;
     }
     let _ = ws.close(None).await;
     drop(tx);
@@ -503,7 +507,7 @@ impl Media {
                     }
                 }
                 Wake::Ping => {
-                    if send(ws, &ClientMessage::Ping).await.is_err() {
+                    if send(ws, &ClientMessage::Ping {}).await.is_err() {
                         return EndReason::SocketClosed;
                     }
                 }

@@ -292,6 +292,19 @@ pub struct SignalingConfig {
     pub join_rate_per_second: f64,
     /// Join attempts one client address may make in a burst.
     pub join_burst: u32,
+    /// Messages per second allowed on one WebSocket (sustained), before and after `join`.
+    pub message_rate_per_second: f64,
+    /// Messages one WebSocket may send in a burst.
+    pub message_burst: u32,
+}
+
+impl SignalingConfig {
+    /// The web client sends a few messages a minute once a visit runs, and bursts when media
+    /// starts: an offer, a candidate per interface and TURN transport, answers to the server's
+    /// offers as others join. 50 at once covers a multi-homed machine with every TURN
+    /// transport; 20 a second sustained is several times any legitimate use.
+    pub const DEFAULT_MESSAGE_RATE: f64 = 20.0;
+    pub const DEFAULT_MESSAGE_BURST: u32 = 50;
 }
 
 impl Default for SignalingConfig {
@@ -300,6 +313,8 @@ impl Default for SignalingConfig {
             join_timeout_seconds: 10,
             join_rate_per_second: 2.0,
             join_burst: 20,
+            message_rate_per_second: Self::DEFAULT_MESSAGE_RATE,
+            message_burst: Self::DEFAULT_MESSAGE_BURST,
         }
     }
 }
@@ -425,6 +440,17 @@ impl Config {
         if rate.is_nan() || rate <= 0.0 || self.signaling.join_burst == 0 {
             return Err(ConfigError::Invalid(
                 "[signaling] join_rate_per_second and join_burst must be above 0".into(),
+            ));
+        }
+        // Below 1 a second or 10 at once the web client's own bursts (media start) would be
+        // refused; the upper bounds keep the limit a limit.
+        let rate = self.signaling.message_rate_per_second;
+        if !(1.0..=1000.0).contains(&rate) || !(10..=10_000).contains(&self.signaling.message_burst)
+        {
+            return Err(ConfigError::Invalid(
+                "[signaling] message_rate_per_second must be between 1 and 1000, message_burst \
+                 between 10 and 10000"
+                    .into(),
             ));
         }
         for (name, v) in [
@@ -751,6 +777,17 @@ mod tests {
         assert!(load(&bad_alg, &[]).is_err());
         let e = load(GOOD, &[("BEDSIDE_ADMIN__LISTEN", "0.0.0.0:8443")]).unwrap_err();
         assert!(e.to_string().contains("must differ"), "{e}");
+        for (key, value) in [
+            ("BEDSIDE_SIGNALING__MESSAGE_RATE_PER_SECOND", "0.5"),
+            ("BEDSIDE_SIGNALING__MESSAGE_RATE_PER_SECOND", "nan"),
+            ("BEDSIDE_SIGNALING__MESSAGE_BURST", "5"),
+        ] {
+            let e = load(GOOD, &[(key, value)]).unwrap_err();
+            assert!(e.to_string().contains("message_rate_per_second"), "{e}");
+        }
+        let c = load(GOOD, &[("BEDSIDE_SIGNALING__MESSAGE_BURST", "80")]).unwrap();
+        assert_eq!(c.signaling.message_burst, 80);
+        assert_eq!(c.signaling.message_rate_per_second, 20.0);
     }
 
     #[test]

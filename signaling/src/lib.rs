@@ -43,6 +43,8 @@ pub struct Settings {
     pub audit: AuditLog,
     /// Join attempts allowed per second from one client address, and the burst above that.
     pub join_rate: (f64, u32),
+    /// Messages allowed per second on one WebSocket, and the burst above that.
+    pub message_rate: (f64, u32),
     /// TURN servers and the REST secret for participants' credentials; none: no relay.
     pub turn: Option<turn::TurnSettings>,
     /// HTTPS certificate and key for the public listener; none: plain HTTP (dev, or TLS
@@ -79,6 +81,10 @@ impl Settings {
             limits: Self::default_limits(),
             audit,
             join_rate: (100.0, 1000),
+            message_rate: (
+                config::SignalingConfig::DEFAULT_MESSAGE_RATE,
+                config::SignalingConfig::DEFAULT_MESSAGE_BURST,
+            ),
             turn: None,
             tls: None,
             http: HttpLimits::default(),
@@ -111,6 +117,8 @@ pub(crate) struct AppState {
     pub(crate) metrics: Metrics,
     pub(crate) audit: AuditLog,
     pub(crate) join_limiter: limiter::JoinLimiter,
+    /// Every socket's message bucket: per second, burst.
+    pub(crate) message_rate: (f64, u32),
     pub(crate) routing: Arc<bedside_sfu::RoutingTable>,
     pub(crate) turn: Option<turn::TurnSettings>,
     pub(crate) recorders: Option<recorders::Recorders>,
@@ -184,6 +192,7 @@ impl Server {
                 metrics,
                 audit: settings.audit,
                 join_limiter: limiter::JoinLimiter::new(settings.join_rate.0, settings.join_rate.1),
+                message_rate: settings.message_rate,
                 routing,
                 turn: settings.turn,
                 recorders,

@@ -270,6 +270,7 @@ async fn dev(
         limits: Settings::default_limits(),
         audit,
         join_rate: (signaling.join_rate_per_second, signaling.join_burst),
+        message_rate: (signaling.message_rate_per_second, signaling.message_burst),
         turn: Some(turn.settings),
         tls: None,
         // The listeners' production defaults (bedside-load connects each participant from
@@ -430,6 +431,10 @@ async fn serve(config: Config) -> Result<()> {
         join_rate: (
             config.signaling.join_rate_per_second,
             config.signaling.join_burst,
+        ),
+        message_rate: (
+            config.signaling.message_rate_per_second,
+            config.signaling.message_burst,
         ),
         turn: config.turn_settings()?,
         recording: config.recording_settings()?,

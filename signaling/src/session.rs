@@ -18,15 +18,22 @@ use bedside_token::{Grant, TokenError};
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
+use crate::limiter::{MessageBucket, Verdict};
 use crate::room::{Command, Joiner, Refusal};
 use crate::visits::{JoinError, Membership, ToSession};
 use crate::AppState;
 
 /// WebSocket close codes (RFC 6455 §7.4.1).
 const CLOSE_NORMAL: u16 = 1000;
+/// Invalid frame payload data: a text frame that is not UTF-8.
+const CLOSE_INVALID_DATA: u16 = 1007;
 const CLOSE_POLICY: u16 = 1008;
 const CLOSE_TOO_BIG: u16 = 1009;
 const CLOSE_UNAVAILABLE: u16 = 1013;
+
+/// How long a closing socket is read (and what arrives dropped) for the client's own close
+/// frame, when the client may still be sending: see [`Conn::linger`].
+const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Wall-clock Unix milliseconds, for consent records.
 fn unix_ms() -> u64 {
@@ -37,9 +44,13 @@ fn unix_ms() -> u64 {
 
 /// Runs a session from upgrade to close.
 pub(crate) async fn run(state: Arc<AppState>, socket: WebSocket, client_ip: IpAddr) {
+    let (per_second, burst) = state.message_rate;
     let waiting = AwaitingJoin {
-        state,
-        socket,
+        conn: Conn {
+            socket,
+            state,
+            bucket: MessageBucket::new(per_second, burst),
+        },
         client_ip,
     };
     if let Some(joined) = waiting.await_join().await {
@@ -59,6 +70,8 @@ enum Incoming {
 struct Conn {
     socket: WebSocket,
     state: Arc<AppState>,
+    /// Every frame the client sends takes a token, before and after `join`.
+    bucket: MessageBucket,
 }
 
 impl Conn {
@@ -71,6 +84,16 @@ impl Conn {
 
     /// Sends an error; closes the socket if the code says so.
     async fn error(&mut self, code: ErrorCode, message: &str) {
+        let close = code.closes_session().then_some(match code {
+            ErrorCode::MessageTooLarge => CLOSE_TOO_BIG,
+            ErrorCode::Unavailable | ErrorCode::MediaFailed => CLOSE_UNAVAILABLE,
+            _ => CLOSE_POLICY,
+        });
+        self.error_then(code, message, close).await;
+    }
+
+    /// Sends an error, then closes the socket with `close` if given.
+    async fn error_then(&mut self, code: ErrorCode, message: &str, close: Option<u16>) {
         self.state
             .metrics
             .errors
@@ -83,12 +106,7 @@ impl Conn {
                 message: message.to_owned(),
             })
             .await;
-        if sent && code.closes_session() {
-            let close = match code {
-                ErrorCode::MessageTooLarge => CLOSE_TOO_BIG,
-                ErrorCode::Unavailable | ErrorCode::MediaFailed => CLOSE_UNAVAILABLE,
-                _ => CLOSE_POLICY,
-            };
+        if let (true, Some(close)) = (sent, close) {
             self.close(close, code.as_str()).await;
         }
     }
@@ -114,9 +132,56 @@ impl Conn {
             .await;
     }
 
+    /// After a close frame to a client that may still be sending (a flood): reads and drops
+    /// whatever arrives until the client's own close frame, the end of the connection, or
+    /// [`LINGER`]. Dropping a TCP socket with unread data makes the kernel reset the
+    /// connection, and the client would lose the close frame with its code.
+    async fn linger(&mut self) {
+        let deadline = tokio::time::Instant::now() + LINGER;
+        while let Ok(Some(Ok(m))) = tokio::time::timeout_at(deadline, self.socket.recv()).await {
+            if matches!(m, Message::Close(_)) {
+                return;
+            }
+        }
+    }
+
     /// Turns one received frame into a message, refusing what the protocol does not allow.
     async fn decode(&mut self, frame: Option<Result<Message, axum::Error>>) -> Incoming {
+        if let Some(Ok(m)) = &frame {
+            if !matches!(m, Message::Close(_)) {
+                match self.bucket.take(Instant::now()) {
+                    Verdict::Allow => {}
+                    Verdict::Refuse => {
+                        self.error(
+                            ErrorCode::RateLimited,
+                            "too many messages on this connection; slow down",
+                        )
+                        .await;
+                        return Incoming::Refused(false);
+                    }
+                    Verdict::Close => {
+                        self.error_then(
+                            ErrorCode::RateLimited,
+                            "too many messages on this connection; it is closed",
+                            Some(CLOSE_POLICY),
+                        )
+                        .await;
+                        self.linger().await;
+                        return Incoming::Refused(true);
+                    }
+                }
+            }
+        }
         let text = match frame {
+            Some(Err(ref e)) if is_invalid_utf8(e) => {
+                // tungstenite checks UTF-8 while reading a text frame and hands back only the
+                // error; the stream then ends, but the socket can still send. So the client
+                // hears why (RFC 6455 §7.4.1) instead of a bare drop (1006). Nothing can be
+                // read to wait for its close reply, so the connection ends right after.
+                self.close(CLOSE_INVALID_DATA, "text frames must be UTF-8")
+                    .await;
+                return Incoming::Gone;
+            }
             None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Incoming::Gone,
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => return Incoming::Refused(false),
             Some(Ok(Message::Binary(_))) => {
@@ -156,20 +221,22 @@ impl Conn {
     }
 }
 
+/// Whether a receive error is a text frame that is not UTF-8 (and not, say, a reset).
+fn is_invalid_utf8(e: &axum::Error) -> bool {
+    let inner = std::error::Error::source(e).and_then(|s| s.downcast_ref::<tungstenite::Error>());
+    matches!(inner, Some(tungstenite::Error::Utf8(_)))
+}
+
 /// A new socket that has not joined yet.
 struct AwaitingJoin {
-    state: Arc<AppState>,
-    socket: WebSocket,
+    conn: Conn,
     client_ip: IpAddr,
 }
 
 impl AwaitingJoin {
     async fn await_join(self) -> Option<Joined> {
-        let timeout = self.state.join_timeout;
-        let mut conn = Conn {
-            state: self.state,
-            socket: self.socket,
-        };
+        let mut conn = self.conn;
+        let timeout = conn.state.join_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let frame = match tokio::time::timeout_at(deadline, conn.socket.recv()).await {
@@ -195,9 +262,10 @@ impl AwaitingJoin {
                             .with_label_values(&["refused"])
                             .inc();
                         conn.audit_refusal(ErrorCode::RateLimited, None);
-                        conn.error(
+                        conn.error_then(
                             ErrorCode::RateLimited,
                             "too many join attempts; wait a moment and try again",
+                            Some(CLOSE_POLICY),
                         )
                         .await;
                         return None;
@@ -212,7 +280,7 @@ impl AwaitingJoin {
                     }
                     return joined;
                 }
-                Incoming::Message(ClientMessage::Ping) => {
+                Incoming::Message(ClientMessage::Ping {}) => {
                     conn.send(&ServerMessage::Pong).await;
                 }
                 Incoming::Message(_) => {
@@ -466,16 +534,16 @@ impl Joined {
         let sfu = self.conn.state.sfu.clone();
         let command = match msg {
             ClientMessage::Admit { participant } => Some(Command::Admit(participant)),
-            ClientMessage::AdmitAll => Some(Command::AdmitAll),
+            ClientMessage::AdmitAll {} => Some(Command::AdmitAll),
             ClientMessage::Deny {
                 participant,
                 ref reason,
             } => Some(Command::Deny(participant, reason.clone())),
             ClientMessage::Remove { participant } => Some(Command::Remove(participant)),
-            ClientMessage::EndVisit => Some(Command::EndVisit),
+            ClientMessage::EndVisit {} => Some(Command::EndVisit),
             ClientMessage::NotifyWaiting { ref text } => Some(Command::NotifyWaiting(text.clone())),
             ClientMessage::ShowVideo { show } => Some(Command::ShowVideo(show)),
-            ClientMessage::RecordStart => Some(Command::RecordStart {
+            ClientMessage::RecordStart {} => Some(Command::RecordStart {
                 recorder_available: self
                     .conn
                     .state
@@ -483,9 +551,9 @@ impl Joined {
                     .as_ref()
                     .is_some_and(|r| r.available()),
             }),
-            ClientMessage::RecordStop => Some(Command::RecordStop),
-            ClientMessage::RecordPause => Some(Command::RecordPause(true)),
-            ClientMessage::RecordResume => Some(Command::RecordPause(false)),
+            ClientMessage::RecordStop {} => Some(Command::RecordStop),
+            ClientMessage::RecordPause {} => Some(Command::RecordPause(true)),
+            ClientMessage::RecordResume {} => Some(Command::RecordPause(false)),
             ClientMessage::ConsentAccept { ref text_version }
             | ClientMessage::ConsentDecline { ref text_version } => Some(Command::Consent {
                 accept: matches!(msg, ClientMessage::ConsentAccept { .. }),
@@ -526,8 +594,8 @@ impl Joined {
                     .await;
                 return true;
             }
-            ClientMessage::Ping => return self.conn.send(&ServerMessage::Pong).await,
-            ClientMessage::Leave => {
+            ClientMessage::Ping {} => return self.conn.send(&ServerMessage::Pong).await,
+            ClientMessage::Leave {} => {
                 if let Some(m) = self.membership.take() {
                     m.leave();
                 }
@@ -568,9 +636,12 @@ impl Joined {
                 Err(SfuError::NegotiationState)
             }
             ClientMessage::Answer { sdp } => sfu.client_answer(self.participant, sdp).await,
-            ClientMessage::Candidate { candidate, .. } => {
-                sfu.add_candidate(self.participant, candidate).await
-            }
+            ClientMessage::Candidate {
+                candidate, sdp_mid, ..
+            } => match sdp_mid.as_deref().map(bedside_sfu::sdp::check_mid) {
+                Some(Err(e)) => Err(SfuError::CandidateRefused(e)),
+                _ => sfu.add_candidate(self.participant, candidate).await,
+            },
             _ => unreachable!("commands are handled above"),
         };
         match result {
@@ -578,7 +649,10 @@ impl Joined {
             Err(e) => {
                 let code = match e {
                     SfuError::InvalidSdp => ErrorCode::InvalidSdp,
-                    SfuError::InvalidCandidate => ErrorCode::InvalidCandidate,
+                    SfuError::InvalidCandidate | SfuError::CandidateRefused(_) => {
+                        ErrorCode::InvalidCandidate
+                    }
+                    SfuError::DuplicateSource | SfuError::TooManyMLines => ErrorCode::TooManyTracks,
                     SfuError::PublishNotAllowed => {
                         let event = AuditEvent {
                             kind: "refuse".into(),

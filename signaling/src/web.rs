@@ -76,3 +76,44 @@ pub(crate) async fn asset(Path(file): Path<String>) -> Response {
         None => (StatusCode::NOT_FOUND, "not found\n").into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bedside_proto::ErrorCode;
+
+    const APP: &str = include_str!("../../web-client/app.js");
+
+    /// The text of `APP` between `start` and the next `end`.
+    fn between(start: &str, end: &str) -> &'static str {
+        let from = APP.find(start).expect("the marker is in app.js") + start.len();
+        let len = APP[from..].find(end).expect("the end marker follows");
+        &APP[from..from + len]
+    }
+
+    /// The `'quoted'` names in `text`.
+    fn quoted(text: &str) -> Vec<&str> {
+        text.split('\'').skip(1).step_by(2).collect()
+    }
+
+    #[test]
+    fn the_web_clients_copy_of_the_error_codes_is_in_step() {
+        let known: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        let closing = quoted(between("const CLOSING = new Set([", "]);"));
+        for code in ErrorCode::ALL.into_iter().filter(|c| c.closes_session()) {
+            assert!(
+                closing.contains(&code.as_str()),
+                "{} closes the session: app.js CLOSING must list it",
+                code.as_str()
+            );
+        }
+        let texts: Vec<&str> = between("function errorText(code, message) {", "default:")
+            .split("case '")
+            .skip(1)
+            .filter_map(|c| c.split('\'').next())
+            .collect();
+        assert!(texts.len() > 10, "{texts:?}");
+        for name in closing.iter().chain(&texts) {
+            assert!(known.contains(name), "app.js names an unknown code {name}");
+        }
+    }
+}

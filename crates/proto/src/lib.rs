@@ -102,6 +102,65 @@ mod tests {
         }
     }
 
+    /// A valid message of every known type, with every field it may carry.
+    fn example(kind: &str) -> serde_json::Value {
+        use serde_json::json;
+        let mut v = match kind {
+            "join" => json!({"v": 1, "token": "t", "visit": "v"}),
+            "offer" => json!({"sdp": "x", "sources": {"0": "screen"}}),
+            "answer" => json!({"sdp": "x"}),
+            "candidate" => json!({"candidate": "x", "sdpMid": "0", "sdpMLineIndex": 0}),
+            "admit" | "remove" => json!({"participant": 3}),
+            "deny" => json!({"participant": 3, "reason": "r"}),
+            "notify_waiting" => json!({"text": "t"}),
+            "show_video" => json!({"show": true}),
+            "consent_accept" | "consent_decline" => json!({"text_version": "1"}),
+            "leave" | "ping" | "admit_all" | "end_visit" | "record_start" | "record_stop"
+            | "record_pause" | "record_resume" => json!({}),
+            other => panic!("no example for {other}: add one"),
+        };
+        v["type"] = json!(kind);
+        v
+    }
+
+    #[test]
+    fn every_known_type_refuses_an_unknown_field() {
+        for kind in ClientMessage::KNOWN_TYPES {
+            let good = example(kind);
+            let msg = decode_client_message(&good.to_string())
+                .unwrap_or_else(|_| panic!("{kind}: the example decodes"));
+            assert_eq!(msg.type_name(), kind);
+            let mut extra = good.clone();
+            extra["now"] = serde_json::json!(true);
+            assert!(
+                matches!(
+                    decode_client_message(&extra.to_string()),
+                    Err(DecodeError::Malformed)
+                ),
+                "{kind} with an unknown field is refused as malformed"
+            );
+        }
+    }
+
+    #[test]
+    fn messages_without_fields_keep_their_wire_form() {
+        for (msg, text) in [
+            (ClientMessage::Leave {}, r#"{"type":"leave"}"#),
+            (ClientMessage::Ping {}, r#"{"type":"ping"}"#),
+            (ClientMessage::AdmitAll {}, r#"{"type":"admit_all"}"#),
+            (
+                ClientMessage::RecordResume {},
+                r#"{"type":"record_resume"}"#,
+            ),
+        ] {
+            assert_eq!(serde_json::to_string(&msg).unwrap(), text);
+            assert_eq!(
+                decode_client_message(text).unwrap().type_name(),
+                msg.type_name()
+            );
+        }
+    }
+
     #[test]
     fn every_error_code_is_listed_once_with_its_serde_name() {
         let mut names: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();

@@ -8,6 +8,11 @@ use crate::{ParticipantId, Role, VisitId, VisitType};
 pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Messages a client sends. The first must be `join`.
+///
+/// Messages without fields are empty struct variants (`Leave {}`), not unit variants: serde
+/// lets a unit variant of an internally tagged enum ignore any other fields, so
+/// `{"type":"leave","now":true}` would be accepted. `deny_unknown_fields` applies to struct
+/// variants only; the wire form stays `{"type":"leave"}` both ways.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMessage {
@@ -42,13 +47,13 @@ pub enum ClientMessage {
         sdp_mline_index: Option<u32>,
     },
     /// Leave the visit; the server answers `left` and closes the socket.
-    Leave,
+    Leave {},
     /// Keep-alive; the server answers `pong`.
-    Ping,
+    Ping {},
     /// Provider: admit a waiting participant.
     Admit { participant: ParticipantId },
     /// Provider: admit everyone waiting.
-    AdmitAll,
+    AdmitAll {},
     /// Provider: turn a waiting participant away; `reason` is shown to them.
     Deny {
         participant: ParticipantId,
@@ -58,21 +63,21 @@ pub enum ClientMessage {
     /// Provider: remove a participant from the visit.
     Remove { participant: ParticipantId },
     /// Provider: end the visit for everyone.
-    EndVisit,
+    EndVisit {},
     /// Provider: a message shown to everyone waiting ("running 10 minutes late").
     NotifyWaiting { text: String },
     /// Show or hide one's own video from other patients (group visits).
     ShowVideo { show: bool },
     /// Provider: start recording the visit. Everyone present is asked for consent; only
     /// consenting participants are recorded. Refused unless recording is enabled in config.
-    RecordStart,
+    RecordStart {},
     /// Provider: stop recording the visit.
-    RecordStop,
+    RecordStop {},
     /// Provider: pause the recording (nothing is recorded until `record_resume`; consent
     /// stands).
-    RecordPause,
+    RecordPause {},
     /// Provider: resume a paused recording.
-    RecordResume,
+    RecordResume {},
     /// Consent to being recorded, naming the version of the consent text that was shown.
     ConsentAccept { text_version: String },
     /// Decline being recorded, or withdraw an earlier consent (recording of this participant's
@@ -110,19 +115,19 @@ impl ClientMessage {
             ClientMessage::Offer { .. } => "offer",
             ClientMessage::Answer { .. } => "answer",
             ClientMessage::Candidate { .. } => "candidate",
-            ClientMessage::Leave => "leave",
-            ClientMessage::Ping => "ping",
+            ClientMessage::Leave {} => "leave",
+            ClientMessage::Ping {} => "ping",
             ClientMessage::Admit { .. } => "admit",
-            ClientMessage::AdmitAll => "admit_all",
+            ClientMessage::AdmitAll {} => "admit_all",
             ClientMessage::Deny { .. } => "deny",
             ClientMessage::Remove { .. } => "remove",
-            ClientMessage::EndVisit => "end_visit",
+            ClientMessage::EndVisit {} => "end_visit",
             ClientMessage::NotifyWaiting { .. } => "notify_waiting",
             ClientMessage::ShowVideo { .. } => "show_video",
-            ClientMessage::RecordStart => "record_start",
-            ClientMessage::RecordStop => "record_stop",
-            ClientMessage::RecordPause => "record_pause",
-            ClientMessage::RecordResume => "record_resume",
+            ClientMessage::RecordStart {} => "record_start",
+            ClientMessage::RecordStop {} => "record_stop",
+            ClientMessage::RecordPause {} => "record_pause",
+            ClientMessage::RecordResume {} => "record_resume",
             ClientMessage::ConsentAccept { .. } => "consent_accept",
             ClientMessage::ConsentDecline { .. } => "consent_decline",
         }
@@ -356,7 +361,8 @@ pub enum ErrorCode {
     InvalidSdp,
     /// An offer or answer arrived when none was expected (e.g. an answer with no server offer).
     NegotiationState,
-    /// A trickled candidate could not be parsed.
+    /// A candidate (trickled or in an offer) could not be parsed or is over the limits: size,
+    /// foundation, or the number per media session.
     InvalidCandidate,
     /// The media connection failed or the media engine dropped the session. The socket closes.
     MediaFailed,
@@ -364,7 +370,9 @@ pub enum ErrorCode {
     Unavailable,
     /// No `join` arrived in time. The socket closes.
     Timeout,
-    /// Too many join attempts from this client; try again shortly. The socket closes.
+    /// Too many join attempts from this client address (the socket closes), or messages on
+    /// this socket faster than its rate (the message is dropped; a client that keeps sending
+    /// is closed). Either way: slow down and try again shortly.
     RateLimited,
     /// The visit has as many participants as its type allows. The socket closes.
     VisitFull,
@@ -384,6 +392,9 @@ pub enum ErrorCode {
     NotAdmitted,
     /// The offer sends a source this role may not publish in this visit.
     PublishNotAllowed,
+    /// The offer sends more than one microphone, camera or screen, or has more media sections
+    /// than any client needs.
+    TooManyTracks,
     /// The command names a participant who is not (or no longer) there.
     UnknownParticipant,
     /// Recording is not enabled on this server.
@@ -399,7 +410,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for metrics that should show zeros rather than gaps.
-    pub const ALL: [ErrorCode; 29] = [
+    pub const ALL: [ErrorCode; 30] = [
         ErrorCode::InvalidMessage,
         ErrorCode::MessageTooLarge,
         ErrorCode::UnknownType,
@@ -424,6 +435,7 @@ impl ErrorCode {
         ErrorCode::Forbidden,
         ErrorCode::NotAdmitted,
         ErrorCode::PublishNotAllowed,
+        ErrorCode::TooManyTracks,
         ErrorCode::UnknownParticipant,
         ErrorCode::RecordingDisabled,
         ErrorCode::RecordingUnavailable,
@@ -457,6 +469,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotAdmitted => "not_admitted",
             ErrorCode::PublishNotAllowed => "publish_not_allowed",
+            ErrorCode::TooManyTracks => "too_many_tracks",
             ErrorCode::UnknownParticipant => "unknown_participant",
             ErrorCode::RecordingDisabled => "recording_disabled",
             ErrorCode::RecordingUnavailable => "recording_unavailable",
@@ -465,7 +478,9 @@ impl ErrorCode {
         }
     }
 
-    /// Whether the server closes the socket after sending this error.
+    /// Whether the server always closes the socket after sending this error. `rate_limited`
+    /// is not among them: a refused join closes, a message over the socket's rate does not
+    /// (until the flood goes on).
     pub fn closes_session(self) -> bool {
         matches!(
             self,
@@ -476,7 +491,6 @@ impl ErrorCode {
                 | ErrorCode::MediaFailed
                 | ErrorCode::Unavailable
                 | ErrorCode::Timeout
-                | ErrorCode::RateLimited
                 | ErrorCode::VisitFull
                 | ErrorCode::VisitEnded
                 | ErrorCode::Denied

@@ -8,7 +8,7 @@ mod peer;
 mod stats;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -28,7 +28,10 @@ use tracing::{debug, info, warn};
 use crate::core::{Decision, Forwarder};
 use crate::metrics::SfuMetrics;
 use crate::policy::RoutingTable;
-use crate::sdp::offered_sends;
+use crate::sdp::{
+    candidate_text, check_candidate, read_offer, CandidateError, MAX_ACTIVE_M_LINES, MAX_M_LINES,
+    MAX_REMOTE_CANDIDATES,
+};
 use peer::Peer;
 
 /// Where the media engine listens and what it advertises.
@@ -73,6 +76,15 @@ pub enum SfuError {
     NegotiationState,
     #[error("the ICE candidate could not be parsed")]
     InvalidCandidate,
+    /// A candidate over the limits (size, foundation, count per media session).
+    #[error("{0}")]
+    CandidateRefused(CandidateError),
+    /// The offer sends two of one source (two cameras, say).
+    #[error("an offer may send at most one microphone, one camera and one screen")]
+    DuplicateSource,
+    /// The offer has more m-lines than any client needs.
+    #[error("an offer may have at most {MAX_ACTIVE_M_LINES} media sections in use and {MAX_M_LINES} in all")]
+    TooManyMLines,
     #[error("the media session does not exist")]
     UnknownPeer,
     #[error("the media session exists already")]
@@ -250,12 +262,15 @@ impl Sfu {
             .await
     }
 
-    /// A trickled remote candidate (`candidate:…`, with or without `a=`).
+    /// A trickled remote candidate (`candidate:…`, with or without `a=`). Its size and
+    /// foundation are checked here, on the caller's task, so a flood of oversized candidates
+    /// costs the media thread nothing; the count per session is checked first thing there.
     pub async fn add_candidate(
         &self,
         id: ParticipantId,
         candidate: String,
     ) -> Result<(), SfuError> {
+        check_candidate(&candidate).map_err(SfuError::CandidateRefused)?;
         self.call(|reply| Command::Candidate {
             id,
             candidate,
@@ -291,6 +306,13 @@ struct Panicked;
 
 fn guard<R>(peer: &mut Peer, f: impl FnOnce(&mut Peer) -> R) -> Result<R, Panicked> {
     catch_unwind(AssertUnwindSafe(|| f(peer))).map_err(|_| Panicked)
+}
+
+/// What [`Engine::check_offer`] lets through.
+struct CheckedOffer {
+    sources: HashMap<String, Source>,
+    /// Candidates in the offer that the session had not given before.
+    candidates: Vec<Box<str>>,
 }
 
 enum Wake {
@@ -562,19 +584,28 @@ impl Engine {
         }
     }
 
-    /// Refuses an offer that sends a source the role may not publish at negotiation, before
-    /// str0m sees it (docs/roles.md).
-    fn check_publish(
+    /// Checks a client's offer before str0m sees it: the m-line counts, one of each source at
+    /// most, the role's publish policy (docs/roles.md), and the candidates it carries (the
+    /// same limits as trickled ones; `known` are those this session gave already).
+    fn check_offer(
         &self,
         visit_type: VisitType,
         role: Role,
         offer: &str,
         sources: &[(String, Source)],
-    ) -> Result<HashMap<String, Source>, SfuError> {
-        let sends = offered_sends(offer).ok_or(SfuError::InvalidSdp)?;
+        known: &HashSet<Box<str>>,
+    ) -> Result<CheckedOffer, SfuError> {
+        let shape = read_offer(offer).ok_or(SfuError::InvalidSdp)?;
+        if shape.m_lines > MAX_M_LINES || shape.active_m_lines > MAX_ACTIVE_M_LINES {
+            return Err(SfuError::TooManyMLines);
+        }
+        if sources.len() > Source::ALL.len() {
+            return Err(SfuError::DuplicateSource);
+        }
         let policy = self.routing.policy(visit_type);
         let mut out = HashMap::new();
-        for (mid, kind) in sends {
+        let mut seen: Vec<Source> = Vec::new();
+        for (mid, kind) in shape.sends {
             let source = sources
                 .iter()
                 .find(|(m, _)| *m == mid)
@@ -586,9 +617,28 @@ impl Engine {
             if !policy.may_publish(role, source) {
                 return Err(SfuError::PublishNotAllowed);
             }
+            if seen.contains(&source) {
+                return Err(SfuError::DuplicateSource);
+            }
+            seen.push(source);
             out.insert(mid, source);
         }
-        Ok(out)
+        let mut candidates: Vec<Box<str>> = Vec::new();
+        for c in shape.candidates {
+            check_candidate(c).map_err(SfuError::CandidateRefused)?;
+            let text = candidate_text(c);
+            if known.contains(text) || candidates.iter().any(|k| &**k == text) {
+                continue;
+            }
+            if known.len() + candidates.len() >= MAX_REMOTE_CANDIDATES {
+                return Err(SfuError::CandidateRefused(CandidateError::TooMany));
+            }
+            candidates.push(text.into());
+        }
+        Ok(CheckedOffer {
+            sources: out,
+            candidates,
+        })
     }
 
     fn add_peer(
@@ -602,7 +652,13 @@ impl Engine {
         if self.peers.contains_key(&id) {
             return Err(SfuError::DuplicatePeer);
         }
-        let sources = self.check_publish(new.visit_type, new.role, &offer, &new.sources)?;
+        let checked = self.check_offer(
+            new.visit_type,
+            new.role,
+            &offer,
+            &new.sources,
+            &HashSet::new(),
+        )?;
         let offer = SdpOffer::from_sdp_string(&offer).map_err(|_| SfuError::InvalidSdp)?;
         let advertise = self.advertise.clone();
         let dtls_cert = self.dtls_cert.clone();
@@ -640,7 +696,8 @@ impl Engine {
         peer.negotiation_ready = true;
         peer.role = new.role;
         peer.visit_type = new.visit_type;
-        peer.sources = sources;
+        peer.sources = checked.sources;
+        peer.remote_candidates.extend(checked.candidates);
         peer.stats.joined_at = new.joined_at;
         self.peers.insert(id, peer);
         self.metrics.peers.set(self.peers.len() as i64);
@@ -668,10 +725,18 @@ impl Engine {
         if peer.pending_offer.is_some() {
             return Err(SfuError::NegotiationState);
         }
-        let sources = self.check_publish(peer.visit_type, peer.role, &offer, &sources)?;
+        let checked = self.check_offer(
+            peer.visit_type,
+            peer.role,
+            &offer,
+            &sources,
+            &peer.remote_candidates,
+        )?;
         let offer = SdpOffer::from_sdp_string(&offer).map_err(|_| SfuError::InvalidSdp)?;
         let peer = self.peers.get_mut(&id).ok_or(SfuError::UnknownPeer)?;
-        peer.sources = sources;
+        peer.sources = checked.sources;
+        // Counted even if str0m refuses the offer below: it may have taken them already.
+        peer.remote_candidates.extend(checked.candidates);
         let answer = match guard(peer, |p| p.rtc.sdp_api().accept_offer(offer)) {
             Ok(Ok(a)) => a,
             Ok(Err(_)) => return Err(SfuError::InvalidSdp),
@@ -723,9 +788,11 @@ impl Engine {
         Ok(())
     }
 
+    /// A trickled candidate, already checked for size by [`Sfu::add_candidate`]. The count
+    /// comes first, so a flood past the limit costs a lookup each.
     fn add_candidate(&mut self, id: ParticipantId, candidate: &str) -> Result<(), SfuError> {
         let peer = self.peers.get_mut(&id).ok_or(SfuError::UnknownPeer)?;
-        let text = candidate.trim().trim_start_matches("a=");
+        let text = candidate_text(candidate);
         if text.is_empty() {
             return Ok(()); // end of candidates
         }
@@ -738,7 +805,14 @@ impl Engine {
         {
             return Ok(());
         }
+        if peer.remote_candidates.contains(text) {
+            return Ok(()); // str0m has it already (trickled twice, or in an offer too)
+        }
+        if peer.remote_candidates.len() >= MAX_REMOTE_CANDIDATES {
+            return Err(SfuError::CandidateRefused(CandidateError::TooMany));
+        }
         let c = Candidate::from_sdp_string(text).map_err(|_| SfuError::InvalidCandidate)?;
+        peer.remote_candidates.insert(text.into());
         peer.stats.remember_candidate(c.addr(), c.kind());
         match guard(peer, |p| p.rtc.add_remote_candidate(c)) {
             Ok(()) => {}

@@ -1,7 +1,7 @@
 //! One participant's WebRTC session inside the engine: the `str0m::Rtc` plus the bookkeeping
 //! that maps its `mid`s to the forwarder's tracks and drives server-side renegotiation.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use bedside_proto::{ParticipantId, Role, Source, TrackInfo, TrackKind, VisitType};
@@ -56,6 +56,9 @@ pub(crate) struct Peer {
     pub(crate) negotiation_ready: bool,
     pub(crate) next_timeout: Instant,
     pub(crate) connected: bool,
+    /// Every remote candidate this session gave (trickled or in an offer), as its text: at
+    /// most `MAX_REMOTE_CANDIDATES` of them, each at most `MAX_CANDIDATE_BYTES`.
+    pub(crate) remote_candidates: HashSet<Box<str>>,
     pub(crate) stats: super::stats::PeerStatsState,
 }
 
@@ -74,6 +77,7 @@ impl Peer {
             negotiation_ready: false,
             next_timeout: now,
             connected: false,
+            remote_candidates: HashSet::new(),
             stats: Default::default(),
         }
     }

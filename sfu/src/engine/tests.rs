@@ -245,3 +245,151 @@ async fn a_source_the_role_may_not_publish_is_refused_at_negotiation() {
     sfu.add_peer(patient, offer, tx).await.unwrap();
     assert_eq!(metrics.peers.get(), 1);
 }
+
+/// An offer from str0m as a client with `sections` and one host candidate per port in `ports`.
+fn offer_with(sections: &[(MediaKind, str0m::media::Direction)], ports: &[u16]) -> String {
+    let mut rtc = Rtc::new(Instant::now());
+    for port in ports {
+        let addr = SocketAddr::from(([192, 0, 2, 1], *port));
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+    }
+    let mut change = rtc.sdp_api();
+    for (kind, dir) in sections {
+        change.add_media(*kind, *dir, None, None, None);
+    }
+    change.apply().expect("an offer").0.to_sdp_string()
+}
+
+fn host_candidate(port: u16) -> String {
+    format!("candidate:{port} 1 udp 2130706431 192.0.2.9 {port} typ host")
+}
+
+#[tokio::test]
+async fn remote_candidates_are_capped_per_media_session() {
+    let (sfu, _) = start();
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let p = ParticipantId::from_raw(1);
+    // The offer's own candidates count too.
+    let offer = offer_with(
+        &[(MediaKind::Audio, str0m::media::Direction::SendOnly)],
+        &[4000, 4001],
+    );
+    assert_eq!(offer.matches("a=candidate:").count(), 2, "{offer}");
+    sfu.add_peer(new_peer(p, VisitId::new("v"), Role::Patient), offer, tx)
+        .await
+        .unwrap();
+    for port in 0..(MAX_REMOTE_CANDIDATES as u16 - 2) {
+        sfu.add_candidate(p, host_candidate(5000 + port))
+            .await
+            .unwrap();
+    }
+    let refused = sfu
+        .add_candidate(p, host_candidate(6000))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, SfuError::CandidateRefused(CandidateError::TooMany)),
+        "{refused:?}"
+    );
+    // Repeats of given candidates, the end of candidates and mDNS names cost nothing.
+    sfu.add_candidate(p, host_candidate(5000)).await.unwrap();
+    sfu.add_candidate(p, format!("a={}", host_candidate(5001)))
+        .await
+        .unwrap();
+    sfu.add_candidate(p, String::new()).await.unwrap();
+    sfu.add_candidate(
+        p,
+        "candidate:1 1 udp 2130706431 0c1f.local 9 typ host".into(),
+    )
+    .await
+    .unwrap();
+    // Oversized ones are refused before the media thread sees them, whatever the count.
+    let huge = format!(
+        "candidate:{} 1 udp 1 192.0.2.1 9 typ host",
+        "f".repeat(30_000)
+    );
+    assert!(matches!(
+        sfu.add_candidate(ParticipantId::from_raw(9), huge).await,
+        Err(SfuError::CandidateRefused(CandidateError::TooLong))
+    ));
+}
+
+#[tokio::test]
+async fn an_offer_over_the_candidate_limit_is_refused() {
+    let (sfu, metrics) = start();
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let ports: Vec<u16> = (0..=MAX_REMOTE_CANDIDATES as u16)
+        .map(|p| 4000 + p)
+        .collect();
+    let offer = offer_with(
+        &[(MediaKind::Audio, str0m::media::Direction::SendOnly)],
+        &ports,
+    );
+    let p = ParticipantId::from_raw(1);
+    let err = sfu
+        .add_peer(new_peer(p, VisitId::new("v"), Role::Patient), offer, tx)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SfuError::CandidateRefused(CandidateError::TooMany)),
+        "{err:?}"
+    );
+    assert_eq!(metrics.peers.get(), 0);
+}
+
+#[tokio::test]
+async fn an_offer_may_send_one_of_each_source_and_a_bounded_number_of_sections() {
+    use str0m::media::Direction::{RecvOnly, SendOnly};
+    let (sfu, _) = start();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let p = ParticipantId::from_raw(1);
+    let provider = new_peer(p, VisitId::new("v"), Role::Provider);
+    let two_mics = offer_with(
+        &[(MediaKind::Audio, SendOnly), (MediaKind::Audio, SendOnly)],
+        &[],
+    );
+    let err = sfu
+        .add_peer(provider.clone(), two_mics, tx.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SfuError::DuplicateSource), "{err:?}");
+    // Receive-only sections (subscriptions after renegotiation) are fine up to the limit.
+    let mut sections = vec![(MediaKind::Audio, SendOnly), (MediaKind::Video, SendOnly)];
+    sections.extend(std::iter::repeat_n(
+        (MediaKind::Video, RecvOnly),
+        MAX_ACTIVE_M_LINES - 2,
+    ));
+    sfu.add_peer(provider.clone(), offer_with(&sections, &[]), tx.clone())
+        .await
+        .unwrap();
+    assert!(matches!(
+        next_event(&mut rx).await,
+        PeerEvent::Answer { .. }
+    ));
+    sfu.remove_peer(p);
+    sections.push((MediaKind::Audio, RecvOnly));
+    let err = sfu
+        .add_peer(provider.clone(), offer_with(&sections, &[]), tx.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SfuError::TooManyMLines), "{err:?}");
+    // A camera and a screen are two sources, both allowed for the provider.
+    let offer = offer_with(
+        &[(MediaKind::Video, SendOnly), (MediaKind::Video, SendOnly)],
+        &[],
+    );
+    let mids: Vec<String> = offer
+        .lines()
+        .filter_map(|l| l.strip_prefix("a=mid:"))
+        .map(|m| m.trim().to_owned())
+        .collect();
+    let mut with_screen = provider.clone();
+    with_screen.sources = vec![(mids[1].clone(), Source::Screen)];
+    sfu.add_peer(with_screen, offer.clone(), tx.clone())
+        .await
+        .unwrap();
+    sfu.remove_peer(p);
+    // Two cameras are not.
+    let err = sfu.add_peer(provider, offer, tx).await.unwrap_err();
+    assert!(matches!(err, SfuError::DuplicateSource), "{err:?}");
+}
