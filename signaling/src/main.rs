@@ -81,6 +81,9 @@ enum Command {
         /// Reason for the visit (PHI: shown to clinicians only, never logged).
         #[arg(long)]
         reason: Option<String>,
+        /// The web client's language for this person, a BCP 47 tag (`es`, `en-US`).
+        #[arg(long)]
+        locale: Option<String>,
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
@@ -151,6 +154,7 @@ fn main() -> Result<()> {
             name,
             visit_type,
             reason,
+            locale,
             ttl,
             config,
             state_dir,
@@ -176,8 +180,14 @@ fn main() -> Result<()> {
                     devstate::DEV_ISSUER.to_owned(),
                 ),
             };
+            if locale
+                .as_deref()
+                .is_some_and(|l| !bedside_token::is_valid_locale(l))
+            {
+                bail!("--locale must be a language tag such as es or en-US");
+            }
             let token = mint(
-                &secret, &issuer, &visit, role, visit_type, sub, name, reason, ttl,
+                &secret, &issuer, &visit, role, visit_type, sub, name, reason, locale, ttl,
             )?;
             println!("{token}");
             Ok(())
@@ -207,6 +217,7 @@ fn mint(
     sub: Option<String>,
     name: Option<String>,
     reason: Option<String>,
+    locale: Option<String>,
     ttl: u64,
 ) -> Result<String> {
     if visit.is_empty() || visit.len() > 256 {
@@ -231,6 +242,7 @@ fn mint(
         jti: format!("{:032x}", rng.gen::<u128>()),
         name,
         reason,
+        locale,
     };
     match sign_hs256(secret, &claims) {
         Err(bedside_token::TokenError::TooLarge) => bail!(
@@ -304,6 +316,7 @@ async fn dev(
             VisitType::Consult,
             None,
             Some(name.to_owned()),
+            None,
             None,
             12 * 3600,
         )

@@ -336,3 +336,38 @@ fn check_prints_the_plan_and_refuses_weak_or_shared_secrets() {
     );
     assert!(text.contains("same secret"), "{text}");
 }
+
+#[test]
+fn token_carries_a_locale_and_refuses_one_that_is_not_a_language_tag() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let mint = |locale: &str| {
+        Command::new(BIN)
+            .args([
+                "token", "--visit", "v", "--role", "patient", "--locale", locale,
+            ])
+            .arg("--state-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let ok = mint("es");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let token = String::from_utf8(ok.stdout).unwrap();
+    let body = token.trim().split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(body)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["locale"], "es");
+    let bad = mint("es_ES");
+    assert!(!bad.status.success());
+    assert!(bad.stdout.is_empty(), "no token is printed");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--locale"));
+}

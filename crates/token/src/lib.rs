@@ -38,6 +38,10 @@ pub struct Claims {
     /// PHI: shown only to clinicians, never logged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The language the web client speaks to this person: a BCP 47 tag (`es`, `en-US`),
+    /// checked by [`is_valid_locale`]. Absent: the browser's language.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
 }
 
 impl fmt::Debug for Claims {
@@ -63,6 +67,8 @@ pub struct Grant {
     pub expires_at: u64,
     pub name: Option<String>,
     pub reason: Option<String>,
+    /// A valid BCP 47 tag from the token's `locale` claim, for the client's language.
+    pub locale: Option<String>,
 }
 
 impl fmt::Debug for Grant {
@@ -109,6 +115,29 @@ pub enum TokenError {
     /// that no tool mints a token the server would then refuse.
     #[error("the join token is longer than 8 KiB")]
     TooLarge,
+    /// The `locale` claim is not a BCP 47 language tag of at most [`MAX_LOCALE_BYTES`].
+    #[error("the join token's locale is not a valid language tag")]
+    InvalidLocale,
+}
+
+/// The longest `locale` claim accepted (RFC 5646 §4.4.1: 35 characters hold any tag a
+/// translation needs).
+pub const MAX_LOCALE_BYTES: usize = 35;
+
+/// Whether `tag` has the shape of a BCP 47 language tag (RFC 5646 §2.1): a primary language of
+/// 2 to 8 letters, then subtags of 1 to 8 letters or digits, separated by `-`, 35 bytes at
+/// most. The shape is checked, not the registry: the client falls back to English for a
+/// language it has no translation of.
+pub fn is_valid_locale(tag: &str) -> bool {
+    if tag.is_empty() || tag.len() > MAX_LOCALE_BYTES {
+        return false;
+    }
+    let mut subtags = tag.split('-');
+    let primary = subtags.next().unwrap_or_default();
+    (2..=8).contains(&primary.len())
+        && primary.bytes().all(|b| b.is_ascii_alphabetic())
+        && subtags
+            .all(|s| (1..=8).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 /// The longest join token accepted, in bytes. Real tokens are a few hundred bytes; the bound
@@ -222,6 +251,9 @@ impl Verifier {
             None => VisitType::default(),
             Some(t) => t.parse().map_err(|_| TokenError::UnknownVisitType)?,
         };
+        if c.locale.as_deref().is_some_and(|l| !is_valid_locale(l)) {
+            return Err(TokenError::InvalidLocale);
+        }
         Ok(Grant {
             subject: c.sub,
             visit: VisitId::new(c.visit),
@@ -231,6 +263,7 @@ impl Verifier {
             expires_at: c.exp,
             name: c.name,
             reason: c.reason,
+            locale: c.locale,
         })
     }
 
@@ -317,6 +350,7 @@ mod tests {
             jti: "jti-1".into(),
             name: Some("Ada Patient".into()),
             reason: Some("follow-up".into()),
+            locale: None,
         }
     }
 
@@ -386,6 +420,46 @@ mod tests {
             v.verify(&"a".repeat(10_000)).unwrap_err(),
             TokenError::TooLarge
         );
+    }
+
+    #[test]
+    fn a_locale_claim_is_granted_when_it_is_a_language_tag() {
+        let v = verifier();
+        for tag in ["es", "en-US", "zh-Hant-TW", "es-419", "sgn-BE-FR"] {
+            let mut c = claims();
+            c.locale = Some(tag.into());
+            let grant = v.verify(&sign_hs256(SECRET, &c).unwrap()).unwrap();
+            assert_eq!(grant.locale.as_deref(), Some(tag));
+        }
+        assert_eq!(
+            v.verify(&sign_hs256(SECRET, &claims()).unwrap())
+                .unwrap()
+                .locale,
+            None
+        );
+        let long = format!("en-{}", ["abcdefgh"; 4].join("-"));
+        assert!(long.len() > MAX_LOCALE_BYTES);
+        for bad in [
+            "",
+            "e",
+            "es_ES",
+            "es-",
+            "-es",
+            "1s",
+            "es-abcdefghi",
+            "es--MX",
+            "<b>",
+            &long,
+        ] {
+            assert!(!is_valid_locale(bad), "{bad:?}");
+            let mut c = claims();
+            c.locale = Some(bad.into());
+            assert_eq!(
+                v.verify(&sign_hs256(SECRET, &c).unwrap()).unwrap_err(),
+                TokenError::InvalidLocale,
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]
