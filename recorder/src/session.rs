@@ -158,7 +158,8 @@ pub fn classify(msg: ServerMessage) -> Step {
         | ServerMessage::Queue { .. }
         | ServerMessage::ParticipantLeft { .. }
         | ServerMessage::Pong
-        | ServerMessage::ConsentRequest { .. } => Step::Ignore,
+        | ServerMessage::ConsentRequest { .. }
+        | ServerMessage::Consents { .. } => Step::Ignore,
     }
 }
 
@@ -669,6 +670,7 @@ mod tests {
             role,
             name: Some("Pat".into()),
             shown: false,
+            media: None,
         }
     }
 

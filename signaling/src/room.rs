@@ -8,8 +8,8 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bedside_proto::{
-    ConsentDecision, ConsentInfo, ErrorCode, ParticipantId, ParticipantInfo, QueueEntry, Role,
-    ServerMessage, VisitType,
+    ConsentDecision, ConsentEntry, ConsentInfo, ConsentStatus, ErrorCode, MediaState,
+    ParticipantId, ParticipantInfo, QueueEntry, Role, ServerMessage, VisitType,
 };
 
 /// Limits of one visit, from the visit type's config.
@@ -47,6 +47,8 @@ pub(crate) enum Command {
     EndVisit,
     NotifyWaiting(String),
     ShowVideo(bool),
+    /// A participant's microphone and camera state (`media_state`), for the others' tiles.
+    MediaState(MediaState),
     /// Provider: start recording; `recorder_available`: a recorder agent is connected.
     RecordStart {
         recorder_available: bool,
@@ -147,6 +149,10 @@ struct Member {
     recordable: bool,
     /// The last `recording` message sent to this member.
     recording_sent: Option<RecordingState>,
+    /// What their client last said of its microphone and camera.
+    media: Option<MediaState>,
+    /// The last `consents` list sent to this member (clinicians only).
+    consents_sent: Option<Vec<ConsentEntry>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,6 +208,8 @@ pub(crate) struct Room {
     /// `None`: recording is not enabled on this server.
     consent_text: Option<ConsentText>,
     recording: Option<Recording>,
+    /// Whether the waiting room was last told a provider is present.
+    provider_present_told: bool,
     out: VecDeque<Out>,
 }
 
@@ -232,6 +240,7 @@ impl Room {
             ended: false,
             consent_text: None,
             recording: None,
+            provider_present_told: false,
             out: VecDeque::new(),
         }
     }
@@ -314,6 +323,8 @@ impl Room {
             consent: Consent::None,
             recordable: false,
             recording_sent: None,
+            media: None,
+            consents_sent: None,
         });
         let participants = if admitted {
             let info = self.info(who.id).expect("the member was just added");
@@ -334,6 +345,7 @@ impl Room {
         } else {
             self.entered_recording_visit(who.id);
         }
+        self.provider_presence_changed();
         Ok(Entered {
             admitted,
             participants,
@@ -386,6 +398,7 @@ impl Room {
             }
         }
         self.sync_recording();
+        self.provider_presence_changed();
     }
 
     /// A command from participant `from`. Errors are for `from` only.
@@ -413,6 +426,26 @@ impl Room {
                     self.broadcast_admitted(ServerMessage::ParticipantUpdated {
                         participant: info,
                     });
+                }
+            }
+            return Ok(());
+        }
+        if let Command::MediaState(media) = cmd {
+            let m = self
+                .members
+                .iter_mut()
+                .find(|m| m.who.id == from)
+                .expect("the actor was found above");
+            // Told once it changes; while waiting it is kept for the admission.
+            if m.media != Some(media) {
+                m.media = Some(media);
+                if actor_admitted {
+                    if let Some(info) = self.info(from) {
+                        self.broadcast_admitted_except(
+                            from,
+                            ServerMessage::ParticipantUpdated { participant: info },
+                        );
+                    }
                 }
             }
             return Ok(());
@@ -509,6 +542,7 @@ impl Room {
                     }),
                     State::Waiting { .. } => self.queue_changed(now),
                 }
+                self.provider_presence_changed();
             }
             Command::EndVisit => {
                 let who = self
@@ -590,7 +624,7 @@ impl Room {
                 self.audit(kind, &who, Some(from), None);
                 self.sync_recording();
             }
-            Command::ShowVideo(_) | Command::Consent { .. } => {
+            Command::ShowVideo(_) | Command::MediaState(_) | Command::Consent { .. } => {
                 unreachable!("handled before the permission check")
             }
         }
@@ -873,6 +907,45 @@ impl Room {
         for (id, state) in states {
             self.send_recording_state_to(id, state);
         }
+        self.sync_consents();
+    }
+
+    /// Tells each admitted clinician every participant's consent to the current recording,
+    /// where it changed: clinicians see who agreed, nobody else does.
+    fn sync_consents(&mut self) {
+        let entries: Vec<ConsentEntry> = self
+            .members
+            .iter()
+            .filter(|m| m.state == State::Admitted && m.who.role != Role::Recorder)
+            .filter_map(|m| {
+                let consent = match m.consent {
+                    Consent::None => return None,
+                    Consent::Asked => ConsentStatus::Asked,
+                    Consent::Accepted => ConsentStatus::Accepted,
+                    Consent::Declined => ConsentStatus::Declined,
+                };
+                Some(ConsentEntry {
+                    participant: m.who.id,
+                    consent,
+                })
+            })
+            .collect();
+        for m in &mut self.members {
+            if m.state != State::Admitted || !m.who.role.is_clinician() {
+                continue;
+            }
+            // An empty list is what someone who never saw a recording already knows.
+            if m.consents_sent.as_deref().unwrap_or_default() == entries.as_slice() {
+                continue;
+            }
+            m.consents_sent = Some(entries.clone());
+            self.out.push_back(Out::Send(
+                m.who.id,
+                ServerMessage::Consents {
+                    entries: entries.clone(),
+                },
+            ));
+        }
     }
 
     fn send_recording_state_to(&mut self, id: ParticipantId, state: RecordingState) {
@@ -919,6 +992,7 @@ impl Room {
                 role: m.who.role,
                 name: m.who.name.clone(),
                 shown: m.shown,
+                media: m.media,
             })
     }
 
@@ -998,6 +1072,8 @@ impl Room {
     }
 
     fn positions_changed(&mut self) {
+        let present = self.provider_present();
+        self.provider_present_told = present;
         let order: Vec<ParticipantId> = self
             .waiting_in_order()
             .into_iter()
@@ -1009,8 +1085,23 @@ impl Room {
                 ServerMessage::Waiting {
                     position: i as u32 + 1,
                     message: self.note.clone(),
+                    clinician_present: present,
                 },
             ));
+        }
+    }
+
+    /// Whether a provider (who can admit) is in the visit.
+    fn provider_present(&self) -> bool {
+        self.members
+            .iter()
+            .any(|m| m.state == State::Admitted && runs_visit(m.who.role))
+    }
+
+    /// A provider arrived or the last one left: the waiting room hears of it.
+    fn provider_presence_changed(&mut self) {
+        if self.provider_present() != self.provider_present_told {
+            self.positions_changed();
         }
     }
 

@@ -451,6 +451,7 @@ impl Joined {
             },
             participants: entered.participants,
             recording_enabled: state.recorders.is_some(),
+            locale: grant.locale.clone(),
         };
         let mut session = Joined {
             conn,
@@ -543,6 +544,12 @@ impl Joined {
             ClientMessage::EndVisit {} => Some(Command::EndVisit),
             ClientMessage::NotifyWaiting { ref text } => Some(Command::NotifyWaiting(text.clone())),
             ClientMessage::ShowVideo { show } => Some(Command::ShowVideo(show)),
+            ClientMessage::MediaState { audio, video } => {
+                Some(Command::MediaState(bedside_proto::MediaState {
+                    audio,
+                    video,
+                }))
+            }
             ClientMessage::RecordStart {} => Some(Command::RecordStart {
                 recorder_available: self
                     .conn

@@ -8,8 +8,9 @@ mod role;
 
 pub use ids::{ParticipantId, VisitId};
 pub use messages::{
-    ClientMessage, ConsentDecision, ConsentInfo, ErrorCode, IceServer, JoinState, ParticipantInfo,
-    QueueEntry, RecorderJob, ServerMessage, Source, TrackInfo, TrackKind, PROTOCOL_VERSION,
+    ClientMessage, ConsentDecision, ConsentEntry, ConsentInfo, ConsentStatus, ErrorCode, IceServer,
+    JoinState, MediaPresence, MediaState, ParticipantInfo, QueueEntry, RecorderJob, ServerMessage,
+    Source, TrackInfo, TrackKind, PROTOCOL_VERSION,
 };
 pub use role::{Role, VisitType};
 
@@ -96,6 +97,7 @@ mod tests {
             r#"{"type":"end_visit"}"#,
             r#"{"type":"notify_waiting","text":"ten minutes"}"#,
             r#"{"type":"show_video","show":true}"#,
+            r#"{"type":"media_state","audio":"on","video":"off"}"#,
         ] {
             let msg = decode_client_message(text).unwrap();
             assert!(ClientMessage::KNOWN_TYPES.contains(&msg.type_name()));
@@ -115,6 +117,7 @@ mod tests {
             "notify_waiting" => json!({"text": "t"}),
             "show_video" => json!({"show": true}),
             "consent_accept" | "consent_decline" => json!({"text_version": "1"}),
+            "media_state" => json!({"audio": "off", "video": "none"}),
             "leave" | "ping" | "admit_all" | "end_visit" | "record_start" | "record_stop"
             | "record_pause" | "record_resume" => json!({}),
             other => panic!("no example for {other}: add one"),
@@ -140,6 +143,34 @@ mod tests {
                 "{kind} with an unknown field is refused as malformed"
             );
         }
+    }
+
+    #[test]
+    fn media_state_takes_only_on_off_none() {
+        for bad in [
+            r#"{"type":"media_state","audio":"muted","video":"on"}"#,
+            r#"{"type":"media_state","audio":"on"}"#,
+            r#"{"type":"media_state","audio":true,"video":"on"}"#,
+        ] {
+            assert!(
+                matches!(decode_client_message(bad), Err(DecodeError::Malformed)),
+                "{bad}"
+            );
+        }
+        let info = ParticipantInfo {
+            participant: ParticipantId::from_raw(4),
+            role: Role::Patient,
+            name: None,
+            shown: true,
+            media: Some(MediaState {
+                audio: MediaPresence::On,
+                video: MediaPresence::None,
+            }),
+        };
+        assert_eq!(
+            serde_json::to_value(&info).unwrap()["media"],
+            serde_json::json!({"audio": "on", "video": "none"})
+        );
     }
 
     #[test]

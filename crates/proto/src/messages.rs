@@ -83,11 +83,17 @@ pub enum ClientMessage {
     /// Decline being recorded, or withdraw an earlier consent (recording of this participant's
     /// tracks stops).
     ConsentDecline { text_version: String },
+    /// What this participant's microphone and camera are doing, for the others' tiles: a
+    /// muted track still flows (as silence or black), so media alone cannot tell.
+    MediaState {
+        audio: MediaPresence,
+        video: MediaPresence,
+    },
 }
 
 impl ClientMessage {
     /// The `type` values of every client message, for telling unknown types from bad JSON.
-    pub const KNOWN_TYPES: [&'static str; 19] = [
+    pub const KNOWN_TYPES: [&'static str; 20] = [
         "join",
         "offer",
         "answer",
@@ -107,6 +113,7 @@ impl ClientMessage {
         "record_resume",
         "consent_accept",
         "consent_decline",
+        "media_state",
     ];
 
     pub fn type_name(&self) -> &'static str {
@@ -130,6 +137,7 @@ impl ClientMessage {
             ClientMessage::RecordResume {} => "record_resume",
             ClientMessage::ConsentAccept { .. } => "consent_accept",
             ClientMessage::ConsentDecline { .. } => "consent_decline",
+            ClientMessage::MediaState { .. } => "media_state",
         }
     }
 }
@@ -155,6 +163,9 @@ pub enum ServerMessage {
         /// Recording is enabled on this server (a provider may `record_start`).
         #[serde(default)]
         recording_enabled: bool,
+        /// The token's `locale` claim (a BCP 47 tag): the language to show this person.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        locale: Option<String>,
     },
     /// For a waiting participant: their place in the queue (1 is next) and the latest message
     /// from the clinicians.
@@ -162,6 +173,9 @@ pub enum ServerMessage {
         position: u32,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
+        /// A provider, who can admit them, is in the visit now.
+        #[serde(default)]
+        clinician_present: bool,
     },
     /// A clinician admitted this waiting participant: start media now. `ice_servers` carries
     /// the TURN credentials, which a waiting participant is not given in `joined`.
@@ -202,6 +216,9 @@ pub enum ServerMessage {
     },
     /// For the recorder only: a consent decision, for the recording's metadata.
     ConsentRecorded { consent: ConsentInfo },
+    /// For clinicians: each admitted participant's answer to the current recording's consent
+    /// request, on every change; empty when nothing records.
+    Consents { entries: Vec<ConsentEntry> },
     /// Something went wrong; `code` is stable, `message` is for people.
     Error { code: ErrorCode, message: String },
 }
@@ -216,6 +233,45 @@ pub struct ParticipantInfo {
     /// "Show my video" (group visits): other patients see this participant's camera.
     #[serde(default)]
     pub shown: bool,
+    /// Their microphone and camera as their client last said (`media_state`); absent until
+    /// it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<MediaState>,
+}
+
+/// A participant's microphone and camera, as their client reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaState {
+    pub audio: MediaPresence,
+    pub video: MediaPresence,
+}
+
+/// One device's state: sending (`on`), turned off by the person (`off`), or missing or
+/// refused by the browser (`none`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaPresence {
+    On,
+    Off,
+    None,
+}
+
+/// One participant's answer to the current recording's consent request, for clinicians.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentEntry {
+    pub participant: ParticipantId,
+    pub consent: ConsentStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsentStatus {
+    /// Asked, not answered yet: not recorded.
+    Asked,
+    Accepted,
+    /// Declined, or withdrew an earlier consent: not recorded.
+    Declined,
 }
 
 /// One consent decision (opaque participant id; no names).

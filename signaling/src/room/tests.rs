@@ -1,4 +1,5 @@
 use super::*;
+use bedside_proto::MediaPresence;
 
 fn p(n: u64) -> ParticipantId {
     ParticipantId::from_raw(n)
@@ -112,7 +113,7 @@ fn positions_follow_arrival_and_the_clinician_message_reaches_the_waiting() {
     .unwrap();
     let outs = drain(&mut r);
     assert!(
-        matches!(&to(&outs, p(3))[..], [ServerMessage::Waiting { position: 2, message: Some(m) }] if m.contains("10 minutes"))
+        matches!(&to(&outs, p(3))[..], [ServerMessage::Waiting { position: 2, message: Some(m), .. }] if m.contains("10 minutes"))
     );
     // The first leaves: the second moves up.
     r.handle_leave(t0 + Duration::from_secs(3), p(2), Departure::Left);
@@ -654,4 +655,124 @@ fn the_recorder_is_sent_away_when_everyone_else_has_left() {
     let outs = drain(&mut r);
     assert_eq!(closed(&outs, p(9)), Some(ErrorCode::RecordingStopped));
     assert!(r.is_finished());
+}
+
+fn media(audio: MediaPresence, video: MediaPresence) -> MediaState {
+    MediaState { audio, video }
+}
+
+#[test]
+fn media_state_reaches_the_others_once_it_changes_and_waits_with_the_patient() {
+    use MediaPresence::{None as Missing, Off, On};
+    let t0 = Instant::now();
+    let mut r = Room::new(VisitType::Consult, limits());
+    r.handle_join(t0, joiner(1, Role::Provider)).unwrap();
+    r.handle_join(t0, joiner(2, Role::Patient)).unwrap();
+    drain(&mut r);
+    // A waiting patient without a camera says so: nobody in the visit is told yet.
+    r.handle_command(t0, p(2), Command::MediaState(media(On, Missing)))
+        .unwrap();
+    let outs = drain(&mut r);
+    assert!(to(&outs, p(1)).is_empty(), "{outs:?}");
+    // On admission the provider learns it with the patient's info.
+    r.handle_command(t0, p(1), Command::Admit(p(2))).unwrap();
+    let outs = drain(&mut r);
+    let joined = to(&outs, p(1)).into_iter().find_map(|m| match m {
+        ServerMessage::ParticipantJoined { participant } => Some(participant),
+        _ => None,
+    });
+    assert_eq!(joined.unwrap().media, Some(media(On, Missing)));
+    // A mute is relayed to the others, not echoed to the sender; a repeat says nothing.
+    r.handle_command(t0, p(2), Command::MediaState(media(Off, Missing)))
+        .unwrap();
+    let outs = drain(&mut r);
+    assert!(matches!(&to(&outs, p(1))[..],
+        [ServerMessage::ParticipantUpdated { participant }]
+            if participant.participant == p(2) && participant.media == Some(media(Off, Missing))));
+    assert!(to(&outs, p(2)).is_empty());
+    r.handle_command(t0, p(2), Command::MediaState(media(Off, Missing)))
+        .unwrap();
+    assert!(drain(&mut r).is_empty());
+    // Someone arriving later sees it in the participants they are given.
+    let chap = r.handle_join(t0, joiner(3, Role::Chaperone)).unwrap();
+    let pat = chap.participants.iter().find(|i| i.participant == p(2));
+    assert_eq!(pat.unwrap().media, Some(media(Off, Missing)));
+}
+
+fn clinician_present(outs: &[Out], id: ParticipantId) -> Option<bool> {
+    to(outs, id).into_iter().rev().find_map(|m| match m {
+        ServerMessage::Waiting {
+            clinician_present, ..
+        } => Some(clinician_present),
+        _ => None,
+    })
+}
+
+#[test]
+fn the_waiting_room_hears_when_a_provider_arrives_and_when_the_last_one_leaves() {
+    let t0 = Instant::now();
+    let mut r = Room::new(VisitType::Consult, limits());
+    r.handle_join(t0, joiner(2, Role::Patient)).unwrap();
+    assert_eq!(clinician_present(&drain(&mut r), p(2)), Some(false));
+    // A chaperone cannot admit: no change for the patient.
+    r.handle_join(t0, joiner(3, Role::Chaperone)).unwrap();
+    assert_eq!(clinician_present(&drain(&mut r), p(2)), None);
+    r.handle_join(t0, joiner(1, Role::Provider)).unwrap();
+    assert_eq!(clinician_present(&drain(&mut r), p(2)), Some(true));
+    // A reload of the provider (the same token) is no departure.
+    let mut again = joiner(4, Role::Provider);
+    again.jti = "jti-1".into();
+    r.handle_join(t0, again).unwrap();
+    assert_eq!(clinician_present(&drain(&mut r), p(2)), None);
+    r.handle_leave(t0, p(4), Departure::Dropped);
+    assert_eq!(clinician_present(&drain(&mut r), p(2)), Some(false));
+}
+
+fn consents(outs: &[Out], id: ParticipantId) -> Option<Vec<(ParticipantId, ConsentStatus)>> {
+    to(outs, id).into_iter().rev().find_map(|m| match m {
+        ServerMessage::Consents { entries } => {
+            Some(entries.iter().map(|e| (e.participant, e.consent)).collect())
+        }
+        _ => None,
+    })
+}
+
+#[test]
+fn clinicians_see_each_participants_consent_and_patients_do_not() {
+    let t0 = Instant::now();
+    let mut r = recording_room(t0);
+    r.handle_join(t0, joiner(3, Role::Chaperone)).unwrap();
+    drain(&mut r);
+    start_recording(&mut r, t0);
+    let outs = drain(&mut r);
+    let asked = vec![
+        (p(1), ConsentStatus::Asked),
+        (p(2), ConsentStatus::Asked),
+        (p(3), ConsentStatus::Asked),
+    ];
+    assert_eq!(consents(&outs, p(1)), Some(asked.clone()));
+    assert_eq!(consents(&outs, p(3)), Some(asked));
+    assert_eq!(
+        consents(&outs, p(2)),
+        None,
+        "a patient is not told others' consent"
+    );
+    // The recorder joins: it is not among the entries.
+    r.handle_join(t0, joiner(9, Role::Recorder)).unwrap();
+    assert_eq!(consents(&drain(&mut r), p(1)), None, "nothing changed");
+    r.handle_command(t0, p(2), consent(true, "v2")).unwrap();
+    r.handle_command(t0, p(3), consent(false, "v2")).unwrap();
+    let outs = drain(&mut r);
+    assert_eq!(
+        consents(&outs, p(1)),
+        Some(vec![
+            (p(1), ConsentStatus::Asked),
+            (p(2), ConsentStatus::Accepted),
+            (p(3), ConsentStatus::Declined),
+        ])
+    );
+    assert_eq!(consents(&outs, p(2)), None);
+    // A stopped recording empties the list.
+    r.handle_command(t0, p(1), Command::RecordStop).unwrap();
+    assert_eq!(consents(&drain(&mut r), p(1)), Some(vec![]));
 }
