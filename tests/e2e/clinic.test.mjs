@@ -84,8 +84,11 @@ test('(b) a denied patient sees the reason and never receives media', async () =
   await join(pat);
   const entry = doc.page.getByTestId('queue-entry');
   await entry.waitFor({ state: 'visible' });
-  await entry.getByTestId('deny-reason').fill('Please call the front desk to rebook');
+  // The reason field appears only once Deny is chosen; the denial is then confirmed.
+  assert.equal(await entry.getByTestId('deny-reason').isVisible(), false);
   await entry.getByTestId('deny').click();
+  await entry.getByTestId('deny-reason').fill('Please call the front desk to rebook');
+  await entry.getByTestId('deny-confirm').click();
   const error = pat.page.getByTestId('error');
   await error.waitFor({ state: 'visible' });
   assert.match(await error.textContent(), /Please call the front desk to rebook/);

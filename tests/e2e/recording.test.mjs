@@ -109,24 +109,45 @@ function runRecorder(args) {
   return spawnSync(BEDSIDE_RECORDER, [...args, '--config', recorderConfig], { encoding: 'utf8' });
 }
 
+/** The recorder is in the visit: the clinician's recording status says so (it is never listed). */
+async function recorderPresent(page) {
+  return (await page.getByTestId('recording-status').getAttribute('data-recorder')) === 'present';
+}
+
+/** Each participant's consent as the provider's people list shows it, by role. */
+async function consentsByRole(page) {
+  return page.evaluate(() => Object.fromEntries([...document.querySelectorAll('[data-testid="participant"]')]
+    .map((li) => [li.dataset.role, li.querySelector('[data-testid="participant-consent"]')?.dataset.consent || null])));
+}
+
 /** Provider and patient consent, the caregiver declines; resolves when the provider is recorded. */
 async function consentRound(provider, patient, caregiver) {
   await provider.page.getByTestId('record-start').click();
-  for (const p of [provider, patient, caregiver]) {
+  // The provider answers in a panel worded for clinicians; the others in the modal dialog.
+  await provider.page.getByTestId('self-consent').waitFor({ state: 'visible', timeout: 15000 });
+  assert.equal(await provider.page.getByTestId('consent-dialog').isVisible(), false);
+  for (const p of [patient, caregiver]) {
     await p.page.getByTestId('consent-dialog').waitFor({ state: 'visible', timeout: 15000 });
   }
   // The recorder joins on record_start; wait for it so the recorded time starts at consent.
-  await waitFor(async () => (await idsByRole(provider.page)).recorder, { what: 'the recorder to join', timeout: 20000 });
+  await waitFor(() => recorderPresent(provider.page), { what: 'the recorder to join', timeout: 20000 });
+  assert.equal((await idsByRole(provider.page)).recorder, undefined, 'the recorder is never listed');
   await caregiver.page.getByTestId('consent-decline').click();
   // Each person's recorded time starts when they are told they are recorded.
   const recordedSince = async (person, who) => {
-    await person.page.getByTestId('consent-accept').click();
+    await person.page.getByTestId(person === provider ? 'self-consent-accept' : 'consent-accept').click();
     await waitFor(async () => (await indicator(person).isVisible()) && /including you/.test(await indicator(person).textContent()),
       { what: `the ${who} to be told they are recorded`, timeout: 15000 });
     return Date.now();
   };
   const patientT0 = await recordedSince(patient, 'patient');
   const providerT0 = await recordedSince(provider, 'provider');
+  // The provider sees who agreed; a patient sees nobody's answer.
+  await waitFor(async () => {
+    const c = await consentsByRole(provider.page);
+    return c.patient === 'accepted' && c.caregiver === 'declined';
+  }, { what: "the provider to see each participant's consent", timeout: 10000 });
+  assert.equal(await patient.page.locator('[data-testid="participant-consent"]').count(), 0);
   return { provider: providerT0, patient: patientT0 };
 }
 
@@ -363,10 +384,10 @@ test('the recorder connects over wss:// trusting ca_file, and refuses an untrust
       return false;
     }), { what: 'the provider to send audio', timeout: 30000 });
     await provider.page.getByTestId('record-start').click();
-    await provider.page.getByTestId('consent-dialog').waitFor({ state: 'visible', timeout: 15000 });
-    await waitFor(async () => (await idsByRole(provider.page)).recorder,
+    await provider.page.getByTestId('self-consent').waitFor({ state: 'visible', timeout: 15000 });
+    await waitFor(() => recorderPresent(provider.page),
       { what: 'the recorder to join over wss://', timeout: 20000 });
-    await provider.page.getByTestId('consent-accept').click();
+    await provider.page.getByTestId('self-consent-accept').click();
     await waitFor(async () => (await indicator(provider).isVisible()) && /including you/.test(await indicator(provider).textContent()),
       { what: 'the provider to be told they are recorded', timeout: 15000 });
     // The first 64 KiB chunk of the provider's audio (~0.7 s) is on disk: media flows.
