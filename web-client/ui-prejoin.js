@@ -88,11 +88,13 @@ function renderNet(list, results) {
 
 /** Runs the connection check into `list` with the ICE servers the page has now. */
 export async function runNetCheck(button, list, iceServers) {
-  button.disabled = true;
+  // Busy, not disabled: a disabled button would drop the keyboard focus.
+  if (button.getAttribute('aria-busy') === 'true') return netResults.results;
+  button.setAttribute('aria-busy', 'true');
   const results = {};
   list.replaceChildren(el('li', { text: t('net.running') }));
   await connectionCheck(iceServers, (id, outcome) => { results[id] = outcome; renderNet(list, results); });
-  button.disabled = false;
+  button.removeAttribute('aria-busy');
   netResults = { list, results };
   return results;
 }

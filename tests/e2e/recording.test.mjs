@@ -129,6 +129,16 @@ async function consentRound(provider, patient, caregiver) {
   for (const p of [patient, caregiver]) {
     await p.page.getByTestId('consent-dialog').waitFor({ state: 'visible', timeout: 15000 });
   }
+  // What each side sees, for people reviewing the client (tests/e2e/artifacts/screens/).
+  const shots = join(ROOT, 'tests/e2e/artifacts/screens');
+  mkdirSync(shots, { recursive: true });
+  for (const [size, vp] of [['desktop', { width: 1280, height: 800 }], ['phone', { width: 390, height: 844 }]]) {
+    for (const [who, p] of [['patient-consent-dialog', patient], ['clinician-consent-panel', provider]]) {
+      await p.page.setViewportSize(vp);
+      await p.page.screenshot({ path: join(shots, `${who}-${size}.png`) });
+    }
+  }
+  for (const p of [patient, provider]) await p.page.setViewportSize({ width: 1280, height: 720 });
   // The recorder joins on record_start; wait for it so the recorded time starts at consent.
   await waitFor(() => recorderPresent(provider.page), { what: 'the recorder to join', timeout: 20000 });
   assert.equal((await idsByRole(provider.page)).recorder, undefined, 'the recorder is never listed');
