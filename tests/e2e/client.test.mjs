@@ -72,12 +72,12 @@ const OBSERVE = () => {
   Object.defineProperty(document, 'visibilityState', { get: () => (window.__hidden ? 'hidden' : 'visible') });
 };
 
-async function person(browser, role, extra, { viewport = DESKTOP, permissions } = {}) {
+async function person(browser, role, extra, { viewport = DESKTOP, permissions, visit = 'client-visit' } = {}) {
   const context = await browser.newContext({ viewport, ...(permissions ? { permissions } : {}) });
   await context.addInitScript(OBSERVE);
   const page = await context.newPage();
   page.on('pageerror', (e) => console.error(`page error (${role}):`, e.message));
-  await page.goto(`${server.web}/join#token=${server.token('client-visit', role, extra)}`);
+  await page.goto(`${server.web}/join#token=${server.token(visit, role, extra)}`);
   await page.getByTestId('device-check').waitFor({ state: 'visible' });
   return { context, page, viewport };
 }
@@ -314,9 +314,11 @@ test('a keyboard-only patient on a phone and a clinician: alerts, mute, camera, 
 });
 
 test('a patient with no camera is heard, both sides are told, and a locale claim gives Spanish', async () => {
-  const doc = await person(chrome.browser, 'provider', ['--visit-type', 'consult']);
+  // A visit of its own, so nothing left of the test before can be mistaken for this patient.
+  const visit = 'client-visit-no-camera';
+  const doc = await person(chrome.browser, 'provider', ['--visit-type', 'consult'], { visit });
   await doc.page.getByTestId('join').click();
-  const pat = await person(nocam.browser, 'patient', ['--locale', 'es', '--name', 'Paciente Sentinel-6J'], { viewport: PHONE });
+  const pat = await person(nocam.browser, 'patient', ['--locale', 'es', '--name', 'Paciente Sentinel-6J'], { viewport: PHONE, visit });
   assert.equal(await pat.page.evaluate(() => document.documentElement.lang), 'es');
   assert.equal(await pat.page.getByTestId('join').textContent(), 'Entrar a la consulta');
   await waitFor(async () => /ninguna cámara/.test(await pat.page.getByTestId('device-note').textContent()),
