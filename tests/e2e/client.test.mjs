@@ -242,8 +242,13 @@ test('a keyboard-only patient on a phone and a clinician: alerts, mute, camera, 
 
   // Mute, by keyboard: the clinician receives silence and sees the badge; the shortcut unmutes.
   await levelHolds(doc.page, 'patient', (l) => l > 0.05, 'the clinician to hear the patient');
+  // The one speaking is outlined, from the received audio level.
+  await waitFor(() => doc.page.evaluate(() => !!document.querySelector('[data-testid="remote-tile"][data-role="patient"].speaking')),
+    { what: 'the speaking patient to be highlighted' });
   await tabTo(pat.page, 'toggle-mic', 'Space');
   await levelHolds(doc.page, 'patient', (l) => l < 0.005, 'silence after mute');
+  await waitFor(() => doc.page.evaluate(() => !document.querySelector('[data-testid="remote-tile"].speaking')),
+    { what: 'no highlight while muted' });
   await waitFor(async () => (await receivedFrom(doc.page, 'patient')).badges.includes('badge-muted'), { what: 'the muted badge' });
   await pat.page.keyboard.press('Alt+Shift+M');
   await levelHolds(doc.page, 'patient', (l) => l > 0.05, 'sound again after unmute');
