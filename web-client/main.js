@@ -382,7 +382,11 @@ async function deviceChanged(kind) {
     for (const a of document.querySelectorAll('#tiles audio')) routeToSpeaker(a);
     return;
   }
-  if (!state.call) return;
+  // Told even while waiting: the clinician learns of a camera found on "Try again".
+  if (!state.call) {
+    sendMediaState();
+    return;
+  }
   if (kind === 'audio') {
     if (local.audio) local.audio.enabled = local.micOn;
     await state.call.setMicrophone(local.audio);
