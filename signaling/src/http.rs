@@ -72,6 +72,11 @@ pub(crate) fn admin_router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/webhooks", get(crate::webhooks::admin::get_list))
+        .route(
+            "/webhooks/retry",
+            axum::routing::post(crate::webhooks::admin::post_retry),
+        )
         .with_state(state)
 }
 

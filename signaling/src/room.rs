@@ -111,6 +111,9 @@ pub(crate) enum Out {
     /// `removed`, `ended`), for the wait-time metric.
     WaitEnded(Duration, &'static str),
     Audit(AuditNote),
+    /// The recording ended: a provider stopped it (`Some`), nobody was left to record, or the
+    /// visit ended; for the webhooks, which report every stop.
+    RecordingStopped(Option<ParticipantId>, &'static str),
 }
 
 /// Why a join was refused.
@@ -520,7 +523,10 @@ impl Room {
                 self.audit("end_visit", &who, Some(from), None);
                 self.ended = true;
                 self.away.clear();
-                self.recording = None;
+                if self.recording.take().is_some() {
+                    self.out
+                        .push_back(Out::RecordingStopped(Some(from), "visit_ended"));
+                }
                 for m in std::mem::take(&mut self.members) {
                     if m.recordable {
                         self.out.push_back(Out::Recordable(m.who.id, false));
@@ -811,6 +817,14 @@ impl Room {
         if self.recording.take().is_none() {
             return;
         }
+        self.out.push_back(Out::RecordingStopped(
+            actor,
+            if actor.is_some() {
+                "stopped"
+            } else {
+                "nobody_left"
+            },
+        ));
         if let Some(who) = actor.and_then(|a| self.joiner(a)) {
             self.audit("recording_stop", &who, actor, None);
         }

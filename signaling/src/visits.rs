@@ -16,6 +16,7 @@ use crate::recorders::Recorders;
 use crate::room::{
     AuditNote, Command, ConsentText, Departure, Entered, Joiner, Out, Refusal, Room, RoomLimits,
 };
+use crate::webhooks::VisitEvents;
 use crate::Metrics;
 
 /// What a visit tells one session.
@@ -73,6 +74,8 @@ pub(crate) struct VisitContext {
     /// Recorder agents; `None` when recording is not enabled.
     pub(crate) recorders: Option<Recorders>,
     pub(crate) consent: Option<ConsentText>,
+    /// The webhook outbox's writer; `None` when webhooks are off.
+    pub(crate) webhooks: Option<crate::webhooks::Emitter>,
 }
 
 /// How long an ended visit id is refused (longer than any join token lives).
@@ -204,6 +207,10 @@ impl Visits {
             sessions: HashMap::new(),
             ctx: ctx.clone(),
             waiting: 0,
+            events: ctx
+                .webhooks
+                .is_some()
+                .then(|| VisitEvents::start(crate::webhooks::now_ms(), visit_type)),
         };
         let registry = self.inner.clone();
         let metrics = ctx.metrics.clone();
@@ -238,12 +245,15 @@ struct VisitTask {
     ctx: VisitContext,
     /// This visit's share of the waiting-room gauge.
     waiting: i64,
+    /// What the webhooks have been told (when they are on).
+    events: Option<VisitEvents>,
 }
 
 impl VisitTask {
     /// Runs until the room is finished; returns whether a provider ended the visit.
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<VisitCmd>) -> bool {
         info!(visit = %self.visit, "visit started");
+        self.emit();
         loop {
             let deadline = self.room.poll_timeout();
             let cmd = tokio::select! {
@@ -280,19 +290,29 @@ impl VisitTask {
                 break;
             }
         }
+        // `visit.ended` goes out before the channel closes: a join that comes later starts a new
+        // visit task, whose `visit.started` must follow this one's end.
+        let ended = self.room.is_ended();
+        if let Some(events) = &mut self.events {
+            events.finish(crate::webhooks::now_ms(), ended);
+        }
+        self.emit();
         // Closing the receiver makes late joins fail over to a new visit task.
         rx.close();
         while let Some(cmd) = rx.recv().await {
             drop(cmd);
         }
-        let ended = self.room.is_ended();
         info!(visit = %self.visit, ended, "visit closed");
         ended
     }
 
     /// Carries out everything the room decided.
     fn flush(&mut self) {
+        let now_ms = crate::webhooks::now_ms();
         while let Some(out) = self.room.poll_output() {
+            if let Some(events) = &mut self.events {
+                events.observe(now_ms, &out);
+            }
             match out {
                 Out::Send(id, msg) => self.send(id, ToSession::Message(msg)),
                 Out::Admit(id, msg) => self.send(id, ToSession::Admitted(msg)),
@@ -337,11 +357,21 @@ impl VisitTask {
                     }
                     self.audit(note)
                 }
+                // Only the webhooks (above) report it.
+                Out::RecordingStopped(..) => {}
             }
         }
+        self.emit();
         let waiting = self.room.member_count().0 as i64;
         self.ctx.metrics.waiting.add(waiting - self.waiting);
         self.waiting = waiting;
+    }
+
+    /// Hands the webhook events produced so far to the outbox writer (never waits).
+    fn emit(&mut self) {
+        if let (Some(events), Some(emitter)) = (&mut self.events, &self.ctx.webhooks) {
+            emitter.emit(&self.visit, events.take());
+        }
     }
 
     fn send(&self, id: ParticipantId, msg: ToSession) {
