@@ -107,37 +107,6 @@ impl EmbeddedStore {
     pub fn limits(&self) -> Limits {
         self.limits
     }
-
-    /// Forgets the sequence counters of visits with nothing queued and no append since
-    /// `before_ms`, so the counters table stays bounded. A visit id used again after that
-    /// starts again at 1. Returns how many were forgotten.
-    pub fn prune_sequences(&self, before_ms: u64) -> Result<u64, StoreError> {
-        let txn = self.db.begin_write()?;
-        let mut removed = 0;
-        {
-            let mut seqs = txn.open_table(SEQS)?;
-            let queues = txn.open_table(QUEUES)?;
-            let mut busy = std::collections::HashSet::new();
-            for row in queues.iter()? {
-                let (k, _) = row?;
-                busy.insert(k.value().1.to_owned());
-            }
-            let mut stale = Vec::new();
-            for row in seqs.iter()? {
-                let (k, v) = row?;
-                let (_, last) = v.value();
-                if last < before_ms && !busy.contains(k.value()) {
-                    stale.push(k.value().to_owned());
-                }
-            }
-            for visit in stale {
-                seqs.remove(visit.as_str())?;
-                removed += 1;
-            }
-        }
-        txn.commit()?;
-        Ok(removed)
-    }
 }
 
 /// The write transaction's open outbox tables.
@@ -538,6 +507,34 @@ impl Outbox for EmbeddedStore {
         }
         txn.commit()?;
         Ok(n)
+    }
+
+    fn prune_sequences(&self, before_ms: u64) -> Result<u64, StoreError> {
+        let txn = self.db.begin_write()?;
+        let mut removed = 0;
+        {
+            let mut seqs = txn.open_table(SEQS)?;
+            let queues = txn.open_table(QUEUES)?;
+            let mut busy = std::collections::HashSet::new();
+            for row in queues.iter()? {
+                let (k, _) = row?;
+                busy.insert(k.value().1.to_owned());
+            }
+            let mut stale = Vec::new();
+            for row in seqs.iter()? {
+                let (k, v) = row?;
+                let (_, last) = v.value();
+                if last < before_ms && !busy.contains(k.value()) {
+                    stale.push(k.value().to_owned());
+                }
+            }
+            for visit in stale {
+                seqs.remove(visit.as_str())?;
+                removed += 1;
+            }
+        }
+        txn.commit()?;
+        Ok(removed)
     }
 
     fn stats(&self) -> Result<Stats, StoreError> {

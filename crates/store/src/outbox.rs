@@ -217,4 +217,9 @@ pub trait Outbox: Send + Sync {
     fn retry_dead(&self, now_ms: u64, filter: &Filter) -> Result<u64, StoreError>;
 
     fn stats(&self) -> Result<Stats, StoreError>;
+
+    /// Forgets the sequence counters of visits with nothing queued and no append since
+    /// `before_ms` (the counters would otherwise grow with every visit ever held). A visit id
+    /// used again after that starts again at 1. Returns how many were forgotten.
+    fn prune_sequences(&self, before_ms: u64) -> Result<u64, StoreError>;
 }

@@ -68,6 +68,11 @@ pub(crate) struct Deliverer {
 
 type Queue = (String, String);
 
+/// A visit's sequence counter is kept this long after its last event (far longer than any
+/// visit, so numbering never restarts within one), then forgotten.
+const SEQUENCE_MEMORY: Duration = Duration::from_secs(30 * 86_400);
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
 /// How often the deliverer looks at the store when nothing wakes it.
 const IDLE_POLL: Duration = Duration::from_secs(5);
 
@@ -77,8 +82,15 @@ impl Deliverer {
         let this = Arc::new(self);
         let mut in_flight: HashSet<Queue> = HashSet::new();
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Queue>();
+        let mut next_prune = std::time::Instant::now();
         loop {
             this.update_gauges().await;
+            if std::time::Instant::now() >= next_prune {
+                next_prune = std::time::Instant::now() + PRUNE_EVERY;
+                let store = this.store.clone();
+                let before = super::now_ms().saturating_sub(SEQUENCE_MEMORY.as_millis() as u64);
+                let _ = tokio::task::spawn_blocking(move || store.prune_sequences(before)).await;
+            }
             let now = super::now_ms();
             let room = this.max_in_flight.saturating_sub(in_flight.len());
             let mut due = Vec::new();
