@@ -41,6 +41,7 @@ impl TokenSource {
                     jti: format!("{:032x}", rand::thread_rng().gen::<u128>()),
                     name: None,
                     reason: None,
+                    fhir: None,
                 };
                 sign_hs256(secret, &claims)
                     .map_err(|e| LoadError::Setup(format!("signing a token: {e}")))

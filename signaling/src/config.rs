@@ -863,6 +863,7 @@ mod tests {
             jti: "j".into(),
             name: None,
             reason: None,
+            fhir: None,
         };
         let hs = bedside_token::sign_hs256(&[7u8; 32], &claims).unwrap();
         assert!(

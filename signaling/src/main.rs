@@ -64,6 +64,11 @@ enum Command {
         #[command(subcommand)]
         command: WebhooksCommand,
     },
+    /// What happened in a visit (asks the running server's admin listener).
+    Visits {
+        #[command(subcommand)]
+        command: VisitsCommand,
+    },
     /// Audit log tools.
     Audit {
         #[command(subcommand)]
@@ -126,6 +131,17 @@ enum WebhooksCommand {
 }
 
 #[derive(Subcommand)]
+enum VisitsCommand {
+    /// A visit that runs, or ended within a day: status, times, durations, who took part.
+    Show {
+        /// The visit id (the token's `visit` claim).
+        visit: String,
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum AuditCommand {
     /// Check an audit log's hash chain; writes nothing.
     Verify { file: PathBuf },
@@ -146,6 +162,13 @@ fn main() -> Result<()> {
             if !report.ok() {
                 std::process::exit(1);
             }
+            Ok(())
+        }
+        Command::Visits {
+            command: VisitsCommand::Show { visit, config },
+        } => {
+            let config = Config::load(&config, std::env::vars())?;
+            print!("{}", bedside::webhooks::admin::cli_show(&config, &visit)?);
             Ok(())
         }
         Command::Webhooks { command } => {
@@ -300,6 +323,7 @@ fn mint(
         jti: format!("{:032x}", rng.gen::<u128>()),
         name,
         reason,
+        fhir: None,
     };
     match sign_hs256(secret, &claims) {
         Err(bedside_token::TokenError::TooLarge) => bail!(

@@ -126,6 +126,7 @@ impl Recorders {
             expires_at: 0,
             name: Some("Recorder".into()),
             reason: None,
+            fhir: Default::default(),
         })
     }
 

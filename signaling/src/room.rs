@@ -35,6 +35,8 @@ pub(crate) struct Joiner {
     pub(crate) role: Role,
     pub(crate) name: Option<String>,
     pub(crate) reason: Option<String>,
+    /// The token's FHIR references, for the visit's Encounter (opaque, like `subject`).
+    pub(crate) fhir: bedside_token::FhirRefs,
 }
 
 /// What a clinician (or a participant, for their own video) asks of the visit.

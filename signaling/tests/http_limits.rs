@@ -280,6 +280,7 @@ async fn a_joined_session_quiet_for_longer_than_the_idle_timeout_stays_open() {
         jti: "jti-quiet".into(),
         name: None,
         reason: None,
+        fhir: None,
     };
     let join = json!({"type": "join", "v": 1, "token": sign_hs256(SECRET, &claims).unwrap()});
     ws.send(Message::Text(join.to_string().into()))

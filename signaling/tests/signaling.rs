@@ -81,6 +81,7 @@ fn claims(visit: &str, role: &str) -> Claims {
         jti: format!("jti-{}", rand_suffix()),
         name: Some("Sentinel Name".into()),
         reason: None,
+        fhir: None,
     }
 }
 

@@ -200,6 +200,7 @@ fn claims(visit: &str, role: &str, n: u32) -> Claims {
         jti: format!("jti-{visit}-{role}-{n}"),
         name: Some(format!("SENTINEL-NAME-{n}")),
         reason: Some(format!("SENTINEL-REASON-{n}")),
+        fhir: None,
     }
 }
 
@@ -250,7 +251,7 @@ fn complete(events: &[Value], visit: &str) -> bool {
         && m.keys().copied().eq(1..=n)
         && m.values()
             .last()
-            .is_some_and(|e| e["type"] == "visit.ended")
+            .is_some_and(|e| e["type"] == "visit.encounter")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -265,9 +266,21 @@ async fn every_event_of_a_visit_arrives_once_in_order_across_failures_and_a_kill
     let mut bedside = serve(&site);
     let visit = "visit-webhooks-1";
 
-    // The receiver refuses three attempts, then takes the start of the visit.
-    let (mut doc, _, t1) = join(site.http, &claims(visit, "provider", 1)).await;
-    let (mut pat, jp, t2) = join(site.http, &claims(visit, "patient", 2)).await;
+    // The receiver refuses three attempts, then takes the start of the visit. The scheduler
+    // gives FHIR references for the Encounter.
+    let mut doctor = claims(visit, "provider", 1);
+    doctor.fhir = Some(bedside_token::FhirRefs {
+        participant: Some("Practitioner/dr-1".into()),
+        ..Default::default()
+    });
+    let mut patient = claims(visit, "patient", 2);
+    patient.fhir = Some(bedside_token::FhirRefs {
+        patient: Some("Patient/pt-2".into()),
+        appointment: Some("Appointment/ap-1".into()),
+        participant: None,
+    });
+    let (mut doc, _, t1) = join(site.http, &doctor).await;
+    let (mut pat, jp, t2) = join(site.http, &patient).await;
     send(
         &mut doc,
         json!({"type": "admit", "participant": jp["participant"]}),
@@ -304,6 +317,22 @@ async fn every_event_of_a_visit_arrives_once_in_order_across_failures_and_a_kill
         http_get(site.admin, "/webhooks").is_some_and(|l| l.contains("visit.ended"))
     })
     .await;
+    // What the admin listener and `bedside visits show` tell of the ended visit.
+    let shown = http_get(site.admin, &format!("/visits/{visit}")).unwrap();
+    assert!(shown.contains("\"status\":\"ended\""), "{shown}");
+    let encounter = http_get(site.admin, &format!("/visits/{visit}/encounter")).unwrap();
+    assert!(encounter.contains("application/fhir+json"), "{encounter}");
+    assert!(encounter.contains("\"status\":\"finished\""), "{encounter}");
+    let (ok, table) = run_cli(&["visits", "show", visit], &site.config);
+    assert!(ok, "{table}");
+    assert!(
+        table.contains("ended (ended_by_provider, by p1)"),
+        "{table}"
+    );
+    assert!(table.contains("sched-patient-2"), "{table}");
+    for text in [&shown, &encounter, &table] {
+        assert!(!text.contains("SENTINEL"), "{text}");
+    }
     bedside.kill().unwrap(); // SIGKILL
     bedside.wait().unwrap();
 
@@ -339,6 +368,7 @@ async fn every_event_of_a_visit_arrives_once_in_order_across_failures_and_a_kill
             "participant.left",
             "participant.left",
             "visit.ended",
+            "visit.encounter",
         ]
     );
     let reasons: Vec<&str> = v1
@@ -351,9 +381,22 @@ async fn every_event_of_a_visit_arrives_once_in_order_across_failures_and_a_kill
         v1[&3]["data"]["sub"], "sched-patient-2",
         "sub ties events to the EHR"
     );
-    let ended = v1.values().last().unwrap();
+    let ended = &v1[&11];
     assert_eq!(ended["data"]["reason"], "ended_by_provider");
     assert!(ended["data"]["duration_ms"].as_u64().is_some());
+    let enc = &v1[&12]["data"];
+    assert_eq!(enc["resourceType"], "Encounter");
+    assert_eq!(enc["status"], "finished");
+    assert_eq!(enc["subject"]["reference"], "Patient/pt-2");
+    assert_eq!(enc["appointment"][0]["reference"], "Appointment/ap-1");
+    assert_eq!(
+        enc["participant"][0]["type"][0]["coding"][0]["code"],
+        "PPRF"
+    );
+    assert_eq!(
+        enc["participant"][0]["individual"]["reference"],
+        "Practitioner/dr-1"
+    );
     // Per-visit order: the first arrival of each event comes in sequence order.
     for v in [visit, visit2] {
         let mut first = Vec::new();
@@ -390,7 +433,7 @@ async fn every_event_of_a_visit_arrives_once_in_order_across_failures_and_a_kill
     drop(site.dir);
 }
 
-fn bedside(args: &[&str], config: &Path) -> (bool, String) {
+fn run_cli(args: &[&str], config: &Path) -> (bool, String) {
     let out = Command::new(BIN)
         .args(args)
         .arg("--config")
@@ -445,7 +488,7 @@ async fn dead_letters_show_in_the_cli_and_metrics_and_retry_delivers_them() {
         store.dead_letter(&key, 31, "http_503").unwrap();
     }
     // Stopped server: the CLI reads the store file.
-    let (ok, text) = bedside(&["webhooks", "list", "--dead"], &site.config);
+    let (ok, text) = run_cli(&["webhooks", "list", "--dead"], &site.config);
     assert!(ok, "{text}");
     assert!(
         text.contains("visit-dead") && text.contains("http_503"),
@@ -469,14 +512,14 @@ async fn dead_letters_show_in_the_cli_and_metrics_and_retry_delivers_them() {
         "a dead letter waits for an operator"
     );
     // Running server: the store is locked, so the CLI goes through the admin listener.
-    let (ok, text) = bedside(&["webhooks", "retry"], &site.config);
+    let (ok, text) = run_cli(&["webhooks", "retry"], &site.config);
     assert!(ok, "{text}");
     assert!(text.contains("1 dead letter(s) back"), "{text}");
     until(10, "the retried event", || receiver.events().len() == 1).await;
     assert_eq!(receiver.events()[0]["visit"], "visit-dead");
     assert_eq!(receiver.seen.lock().unwrap().bad_signatures, 0);
     until(10, "an empty outbox", || {
-        bedside(&["webhooks", "list"], &site.config)
+        run_cli(&["webhooks", "list"], &site.config)
             .1
             .contains("0 entries (0 dead)")
     })

@@ -31,6 +31,7 @@ fn claims() -> Claims {
         jti: "jti-77".into(),
         name: Some("Dr. Grace Example".into()),
         reason: None,
+        fhir: None,
     }
 }
 

@@ -52,6 +52,7 @@ macro_rules! event_types {
 event_types! {
     VisitStarted => "visit.started",
     VisitEnded => "visit.ended",
+    VisitEncounter => "visit.encounter",
     ParticipantWaiting => "participant.waiting",
     ParticipantAdmitted => "participant.admitted",
     ParticipantDenied => "participant.denied",

@@ -1,4 +1,7 @@
-//! The outbox for operators: the admin listener's `GET /webhooks` (a listing) and
+//! Visits and the outbox for operators. The admin listener's `GET /visits/{id}` (what is known
+//! of a running visit, or one that finished within a day) and `GET /visits/{id}/encounter` (the
+//! same as a FHIR R4 Encounter), with `bedside visits show ID` printing the first as a table;
+//! `GET /webhooks` (a listing) and
 //! `POST /webhooks/retry` (dead letters back in their queues), and `bedside webhooks list|retry`,
 //! which opens the store itself while the server is stopped and asks the running server's admin
 //! listener otherwise (the store file is locked by the process that has it open).
@@ -167,6 +170,124 @@ pub(crate) async fn post_retry(
         Ok(Err(e)) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
+}
+
+fn visit_id(raw: &str) -> Option<bedside_proto::VisitId> {
+    (!raw.is_empty() && raw.len() <= 256).then(|| bedside_proto::VisitId::new(raw))
+}
+
+pub(crate) async fn get_visit(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Path(visit): axum::extract::Path<String>,
+) -> Response {
+    let Some(id) = visit_id(&visit) else {
+        return (StatusCode::BAD_REQUEST, "a visit id is 1 to 256 bytes\n").into_response();
+    };
+    match state.visits.summary(&id).await {
+        Some(s) => {
+            let mut v = s.to_json();
+            v["visit"] = serde_json::json!(id.as_str());
+            v["status"] = serde_json::json!(if s.ended_ms.is_some() {
+                "ended"
+            } else {
+                "running"
+            });
+            v["subject"] = serde_json::json!(s.subject);
+            v["appointment"] = serde_json::json!(s.appointment);
+            Json(v).into_response()
+        }
+        None => (StatusCode::NOT_FOUND, "no such visit on this server\n").into_response(),
+    }
+}
+
+pub(crate) async fn get_encounter(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Path(visit): axum::extract::Path<String>,
+) -> Response {
+    let Some(id) = visit_id(&visit) else {
+        return (StatusCode::BAD_REQUEST, "a visit id is 1 to 256 bytes\n").into_response();
+    };
+    match state.visits.summary(&id).await {
+        Some(s) => {
+            let mut res = Json(super::fhir::encounter(&s)).into_response();
+            res.headers_mut().insert(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/fhir+json"),
+            );
+            res
+        }
+        None => (StatusCode::NOT_FOUND, "no such visit on this server\n").into_response(),
+    }
+}
+
+/// `bedside visits show ID`: what the running server knows of a visit, for people.
+pub fn cli_show(config: &Config, visit: &str) -> anyhow::Result<String> {
+    let mut addr = config.admin.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let body = admin_request(addr, "GET", &format!("/visits/{}", percent(visit)))?;
+    let v: serde_json::Value = serde_json::from_slice(&body)?;
+    Ok(render_visit(&v))
+}
+
+fn duration(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min {} s", s / 60, s % 60),
+        _ => format!("{} h {} min", s / 3600, s % 3600 / 60),
+    }
+}
+
+/// The table `bedside visits show` prints.
+pub fn render_visit(v: &serde_json::Value) -> String {
+    let text = |k: &str| v[k].as_str().unwrap_or("-").to_owned();
+    let mut out = String::new();
+    let status = match (v["status"].as_str(), v["reason"].as_str()) {
+        (Some("ended"), Some(reason)) => match v["by"].as_str() {
+            Some(by) => format!("ended ({reason}, by {by})"),
+            None => format!("ended ({reason})"),
+        },
+        (Some(s), _) => s.to_owned(),
+        _ => "-".into(),
+    };
+    for (label, value) in [
+        (
+            "visit",
+            format!("{} ({})", text("visit"), text("visit_type")),
+        ),
+        ("status", status),
+        ("started", text("started_at")),
+        ("ended", text("ended_at")),
+        ("duration", duration(v["duration_ms"].as_u64().unwrap_or(0))),
+        ("subject", text("subject")),
+        ("appointment", text("appointment")),
+    ] {
+        out.push_str(&format!("{label:<12} {value}\n"));
+    }
+    out.push_str(&format!(
+        "\n{:<12} {:<24} {:>8} {:>14} {:>14} {:<10} {:<24} {}\n",
+        "ROLE", "SUB", "SESSIONS", "WAITED", "IN VISIT", "NOW", "FIRST JOINED", "LAST LEFT"
+    ));
+    for p in v["participants"].as_array().into_iter().flatten() {
+        let t = |k: &str| p[k].as_str().unwrap_or("-").to_owned();
+        out.push_str(&format!(
+            "{:<12} {:<24} {:>8} {:>14} {:>14} {:<10} {:<24} {}\n",
+            t("role"),
+            t("sub"),
+            p["sessions"].as_u64().unwrap_or(0),
+            duration(p["waited_ms"].as_u64().unwrap_or(0)),
+            duration(p["in_visit_ms"].as_u64().unwrap_or(0)),
+            t("present"),
+            t("first_joined_at"),
+            t("last_left_at"),
+        ));
+    }
+    if v["participants_truncated"] == true {
+        out.push_str("(more participants than the summary keeps)\n");
+    }
+    out
 }
 
 /// Where `bedside webhooks` found the outbox.

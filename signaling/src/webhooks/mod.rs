@@ -6,6 +6,7 @@
 //! - `writer`: a bounded hand-off from the visit tasks to one thread that appends to the
 //!   durable outbox ([`bedside_store`]) in batches.
 //! - `deliver`: the tokio task that sends due events, retries with backoff, dead-letters.
+//! - `fhir`: a visit as a FHIR R4 Encounter (the `visit.encounter` event, the admin listener).
 //! - `client`: the HTTP/1.1 client (hyper, tokio-rustls).
 //! - `admin`: the admin listener's `/webhooks` routes and the `bedside webhooks` command.
 
@@ -14,6 +15,7 @@ mod client;
 pub mod config;
 mod deliver;
 pub(crate) mod events;
+pub(crate) mod fhir;
 mod writer;
 
 use std::collections::HashMap;

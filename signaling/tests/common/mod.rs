@@ -81,6 +81,7 @@ pub(crate) fn claims(visit: &str, role: &str) -> Claims {
         jti: format!("jti-{n}"),
         name: Some("Sentinel Name".into()),
         reason: None,
+        fhir: None,
     }
 }
 

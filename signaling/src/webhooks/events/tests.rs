@@ -18,6 +18,7 @@ fn joiner(n: u64, role: Role) -> Joiner {
         role,
         name: Some("SENTINEL-NAME".into()),
         reason: Some("SENTINEL-REASON".into()),
+        fhir: Default::default(),
     }
 }
 
@@ -42,7 +43,7 @@ impl Visit {
                 version: "v7".into(),
                 text: "SENTINEL-CONSENT-TEXT".into(),
             })),
-            events: VisitEvents::start(1_000, VisitType::Consult),
+            events: VisitEvents::start(1_000, VisitId::new("visit-1"), VisitType::Consult),
             t0: Instant::now(),
             all: Vec::new(),
         }
@@ -111,6 +112,7 @@ fn a_visit_reports_arrival_admission_presence_and_its_durations() {
             "participant.left",
             "participant.left",
             "visit.ended",
+            "visit.encounter",
         ]
     );
     let admitted = v.data("participant.admitted")[0];
