@@ -42,6 +42,7 @@ impl TokenSource {
                     name: None,
                     reason: None,
                     locale: None,
+                    fhir: None,
                 };
                 sign_hs256(secret, &claims)
                     .map_err(|e| LoadError::Setup(format!("signing a token: {e}")))

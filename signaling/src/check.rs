@@ -92,7 +92,7 @@ pub fn check(config: &Path, turn: Option<&Path>, recorder: Option<&Path>) -> Rep
             return r;
         }
     };
-    let mut secrets: Vec<(&'static str, Vec<u8>)> = Vec::new();
+    let mut secrets: Vec<(String, Vec<u8>)> = Vec::new();
     let scheme = if c.http.tls_cert.is_some() {
         "https"
     } else {
@@ -189,7 +189,7 @@ pub fn check(config: &Path, turn: Option<&Path>, recorder: Option<&Path>) -> Rep
     }
     if let Some(path) = &c.tokens.hs256_secret_file {
         match read_secret_file(path) {
-            Ok(s) => secrets.push(("[tokens] hs256_secret_file", s)),
+            Ok(s) => secrets.push(("[tokens] hs256_secret_file".into(), s)),
             Err(e) => r.refusals.push(e.to_string()),
         }
     }
@@ -207,7 +207,7 @@ pub fn check(config: &Path, turn: Option<&Path>, recorder: Option<&Path>) -> Rep
     }
     if let Some(path) = &c.turn.secret_file {
         match first_line(path) {
-            Ok(s) => secrets.push(("[turn] secret_file", s)),
+            Ok(s) => secrets.push(("[turn] secret_file".into(), s)),
             Err(e) => r.refusals.push(e),
         }
     }
@@ -218,13 +218,14 @@ pub fn check(config: &Path, turn: Option<&Path>, recorder: Option<&Path>) -> Rep
         ));
         if let Some(path) = &c.recording.recorder_secret_file {
             match first_line(path) {
-                Ok(s) => secrets.push(("[recording] recorder_secret_file", s)),
+                Ok(s) => secrets.push(("[recording] recorder_secret_file".into(), s)),
                 Err(e) => r.refusals.push(e),
             }
         }
     } else {
         r.lines.push("recording:       off".into());
     }
+    check_webhooks(&c, &mut r, &mut secrets);
     if let Some(path) = turn {
         check_turn(path, &mut r, &mut secrets);
     }
@@ -239,13 +240,15 @@ pub fn check(config: &Path, turn: Option<&Path>, recorder: Option<&Path>) -> Rep
     }
     // bedside and bedside-turn share the TURN secret by design, bedside and bedside-recorder
     // the recorder secret; secrets of different purposes must differ.
-    let purpose = |name: &'static str| -> &'static str {
-        if name.contains("turn") {
-            "turn"
+    let purpose = |name: &str| -> String {
+        if name.starts_with("[webhooks") {
+            name.to_owned()
+        } else if name.contains("turn") {
+            "turn".into()
         } else if name.contains("recorder_secret_file") || name == "recorder secret_file" {
-            "recorder-secret"
+            "recorder-secret".into()
         } else {
-            name
+            name.to_owned()
         }
     };
     for (i, (a, sa)) in secrets.iter().enumerate() {
@@ -260,7 +263,38 @@ pub fn check(config: &Path, turn: Option<&Path>, recorder: Option<&Path>) -> Rep
     r
 }
 
-fn check_turn(path: &Path, r: &mut Report, secrets: &mut Vec<(&'static str, Vec<u8>)>) {
+/// The webhook endpoints: each secret is read to be judged (weak, or shared with any other
+/// secret, another endpoint's included).
+fn check_webhooks(c: &Config, r: &mut Report, secrets: &mut Vec<(String, Vec<u8>)>) {
+    let w = &c.webhooks;
+    if !w.enabled() {
+        r.lines.push("webhooks:        off".into());
+        return;
+    }
+    r.lines.push(format!(
+        "webhooks:        {} endpoint(s), outbox {}, retried for {} s (backoff {} ms to {} s)",
+        w.endpoints.len(),
+        c.state.dir.join(bedside_store::STORE_FILE).display(),
+        w.max_age_seconds,
+        w.initial_backoff_ms,
+        w.max_backoff_seconds
+    ));
+    for e in &w.endpoints {
+        r.lines.push(format!("  webhook {}: {}", e.name, e.url));
+        if e.allow_http && e.url.starts_with("http://") {
+            r.warnings.push(format!(
+                "[[webhooks.endpoints]] {}: allow_http sends events unencrypted",
+                e.name
+            ));
+        }
+        match read_secret_file(&e.secret_file) {
+            Ok(s) => secrets.push((format!("[webhooks] endpoint {} secret_file", e.name), s)),
+            Err(err) => r.refusals.push(err.to_string()),
+        }
+    }
+}
+
+fn check_turn(path: &Path, r: &mut Report, secrets: &mut Vec<(String, Vec<u8>)>) {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
@@ -304,13 +338,13 @@ fn check_turn(path: &Path, r: &mut Report, secrets: &mut Vec<(&'static str, Vec<
     }
     if let Some(file) = &t.secret_file {
         match first_line(file) {
-            Ok(s) => secrets.push(("bedside-turn secret_file", s)),
+            Ok(s) => secrets.push(("bedside-turn secret_file".into(), s)),
             Err(e) => r.refusals.push(e),
         }
     }
 }
 
-fn check_recorder(path: &Path, r: &mut Report, secrets: &mut Vec<(&'static str, Vec<u8>)>) {
+fn check_recorder(path: &Path, r: &mut Report, secrets: &mut Vec<(String, Vec<u8>)>) {
     let c = match bedside_recorder::Config::load(path) {
         Ok(c) => c,
         Err(e) => return r.refusals.push(format!("{}: {e}", path.display())),
@@ -327,7 +361,7 @@ fn check_recorder(path: &Path, r: &mut Report, secrets: &mut Vec<(&'static str, 
     }
     if let Some(file) = &c.kek_file {
         if let Ok(s) = read_raw(file) {
-            secrets.push(("recorder kek_file", s));
+            secrets.push(("recorder kek_file".into(), s));
         }
     }
     if let Some(url) = &c.control_url {
@@ -335,7 +369,7 @@ fn check_recorder(path: &Path, r: &mut Report, secrets: &mut Vec<(&'static str, 
     }
     if let Some(file) = &c.secret_file {
         match first_line(file) {
-            Ok(s) => secrets.push(("recorder secret_file", s)),
+            Ok(s) => secrets.push(("recorder secret_file".into(), s)),
             Err(e) => r.refusals.push(e),
         }
     }
@@ -354,5 +388,60 @@ mod tests {
             Some("contains a placeholder word")
         );
         assert_eq!(weakness(b"k7Q2vX9pL4mN8rT1wZ6yB3cF5hJ0dG2sA8eU4iO7"), None);
+    }
+
+    #[test]
+    fn webhook_secrets_must_be_strong_and_separate_from_every_other_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p.display().to_string()
+        };
+        let token = file("token", "k7Q2vX9pL4mN8rT1wZ6yB3cF5hJ0dG2sA8eU4iO7");
+        let ehr = file("ehr", "Zq8Lr2Wm5Tx1Vb7Nc4Kd9Hf3Jg6Ps0Ya2Ue8Io5");
+        let billing = file("billing", "Mb3Xe7Qw1Rt9Yu5Ip2Oa8Sd4Fg6Hj0Kl3Zx7Cv1");
+        let config = |ehr_secret: &str, billing_secret: &str| {
+            let text = format!(
+                "[media]\nbind = \"127.0.0.1:0\"\n[tokens]\nissuer = \"s\"\n\
+                 hs256_secret_file = {token:?}\n[state]\ndir = {:?}\n\
+                 [[webhooks.endpoints]]\nname = \"ehr\"\nurl = \"https://ehr.example.org/h\"\n\
+                 secret_file = {ehr_secret:?}\n\
+                 [[webhooks.endpoints]]\nname = \"billing\"\n\
+                 url = \"http://127.0.0.1:9/h\"\nsecret_file = {billing_secret:?}\n",
+                dir.path().display().to_string()
+            );
+            let p = dir.path().join("bedside.toml");
+            std::fs::write(&p, text).unwrap();
+            check(&p, None, None)
+        };
+        let r = config(&ehr, &billing);
+        assert!(r.ok(), "{}", r.render());
+        assert!(r.render().contains("webhooks:        2 endpoint(s)"));
+        let r = config(&ehr, &ehr);
+        assert!(
+            r.refusals
+                .iter()
+                .any(|x| x.contains("endpoint ehr") && x.contains("endpoint billing")),
+            "{}",
+            r.render()
+        );
+        let r = config(&token, &billing);
+        assert!(
+            r.refusals
+                .iter()
+                .any(|x| x.contains("hs256") && x.contains("endpoint ehr")),
+            "{}",
+            r.render()
+        );
+        let weak = file("weak", "changeme-changeme-changeme-0123456789");
+        let r = config(&ehr, &weak);
+        assert!(
+            r.refusals
+                .iter()
+                .any(|x| x.contains("billing") && x.contains("weak")),
+            "{}",
+            r.render()
+        );
     }
 }

@@ -30,6 +30,10 @@ pub struct Config {
     pub audit: AuditConfig,
     pub turn: TurnConfig,
     pub recording: RecordingConfig,
+    /// The state directory (the embedded store with the webhook outbox).
+    pub state: crate::webhooks::config::StateConfig,
+    /// Signed webhooks to the hospital's systems (docs/integration.md).
+    pub webhooks: crate::webhooks::config::WebhooksConfig,
 }
 
 /// Recording (docs/design.md "Recording"): off unless enabled. The recorder itself
@@ -565,6 +569,7 @@ impl Config {
                 ));
             }
         }
+        self.webhooks.validate()?;
         if self.http.listen == self.admin.listen {
             return Err(ConfigError::Invalid(
                 "[http] listen and [admin] listen must differ: metrics stay off the public port"
@@ -859,6 +864,7 @@ mod tests {
             name: None,
             reason: None,
             locale: None,
+            fhir: None,
         };
         let hs = bedside_token::sign_hs256(&[7u8; 32], &claims).unwrap();
         assert!(

@@ -72,6 +72,16 @@ pub(crate) fn admin_router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/webhooks", get(crate::webhooks::admin::get_list))
+        .route("/visits/{visit}", get(crate::webhooks::admin::get_visit))
+        .route(
+            "/visits/{visit}/encounter",
+            get(crate::webhooks::admin::get_encounter),
+        )
+        .route(
+            "/webhooks/retry",
+            axum::routing::post(crate::webhooks::admin::post_retry),
+        )
         .with_state(state)
 }
 

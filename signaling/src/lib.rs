@@ -17,6 +17,7 @@ pub mod tls;
 pub mod turn;
 mod visits;
 mod web;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,6 +56,8 @@ pub struct Settings {
     /// Recording (off unless enabled in config): the consent text and the secret recorder
     /// agents authenticate with.
     pub recording: Option<RecordingSettings>,
+    /// Webhooks (off unless `[webhooks]` names endpoints): the outbox store and the endpoints.
+    pub webhooks: Option<webhooks::WebhookSettings>,
 }
 
 /// What recording needs on the signaling side.
@@ -89,6 +92,7 @@ impl Settings {
             tls: None,
             http: HttpLimits::default(),
             recording: None,
+            webhooks: None,
         }
     }
 
@@ -122,6 +126,7 @@ pub(crate) struct AppState {
     pub(crate) routing: Arc<bedside_sfu::RoutingTable>,
     pub(crate) turn: Option<turn::TurnSettings>,
     pub(crate) recorders: Option<recorders::Recorders>,
+    pub(crate) webhooks: Option<webhooks::Running>,
     next_participant: AtomicU64,
 }
 
@@ -174,6 +179,10 @@ impl Server {
         let recorders = settings.recording.as_ref().map(|r| {
             recorders::Recorders::new(r.recorder_secret.clone(), metrics.recorder_agents.clone())
         });
+        let webhooks = settings
+            .webhooks
+            .map(|w| webhooks::Running::start(w, &metrics))
+            .transpose()?;
         let visit_context = visits::VisitContext {
             sfu: sfu.clone(),
             audit: settings.audit.clone(),
@@ -181,6 +190,7 @@ impl Server {
             limits: settings.limits,
             recorders: recorders.clone(),
             consent: settings.recording.map(|r| r.consent),
+            webhooks: webhooks.as_ref().map(|w| w.emitter.clone()),
         };
         Ok(Server {
             state: Arc::new(AppState {
@@ -196,6 +206,7 @@ impl Server {
                 routing,
                 turn: settings.turn,
                 recorders,
+                webhooks,
                 next_participant: AtomicU64::new(1),
             }),
             tls,
@@ -216,6 +227,9 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        if let Some(w) = &self.state.webhooks {
+            w.deliver(stop_rx.clone());
+        }
         let admin = axum::serve(admin, http::admin_router(self.state.clone()))
             .with_graceful_shutdown(wait_for(stop_rx.clone()));
         tokio::spawn(async move {
@@ -241,6 +255,10 @@ impl Server {
         let ((), admin) = tokio::join!(public, admin);
         if let Some(w) = watcher {
             w.abort();
+        }
+        if let Some(w) = &self.state.webhooks {
+            // Events the visits emitted until now reach the store before the process exits.
+            let _ = tokio::time::timeout(Duration::from_secs(5), w.emitter.flush()).await;
         }
         admin
     }

@@ -59,6 +59,16 @@ enum Command {
         #[arg(long)]
         recorder_config: Option<PathBuf>,
     },
+    /// The webhook outbox: list what waits or was given up on, put dead letters back.
+    Webhooks {
+        #[command(subcommand)]
+        command: WebhooksCommand,
+    },
+    /// What happened in a visit (asks the running server's admin listener).
+    Visits {
+        #[command(subcommand)]
+        command: VisitsCommand,
+    },
     /// Audit log tools.
     Audit {
         #[command(subcommand)]
@@ -96,6 +106,45 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum WebhooksCommand {
+    /// List outbox entries (pending and dead letters), in queue order.
+    List {
+        #[arg(long)]
+        config: PathBuf,
+        /// Only dead letters.
+        #[arg(long)]
+        dead: bool,
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[arg(long)]
+        visit: Option<String>,
+        /// At most this many entries (up to 10000).
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+    /// Put dead letters back in their queues (all, or one endpoint's or visit's).
+    Retry {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[arg(long)]
+        visit: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum VisitsCommand {
+    /// A visit that runs, or ended within a day: status, times, durations, who took part.
+    Show {
+        /// The visit id (the token's `visit` claim).
+        visit: String,
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum AuditCommand {
     /// Check an audit log's hash chain; writes nothing.
     Verify { file: PathBuf },
@@ -116,6 +165,49 @@ fn main() -> Result<()> {
             if !report.ok() {
                 std::process::exit(1);
             }
+            Ok(())
+        }
+        Command::Visits {
+            command: VisitsCommand::Show { visit, config },
+        } => {
+            let config = Config::load(&config, std::env::vars())?;
+            print!("{}", bedside::webhooks::admin::cli_show(&config, &visit)?);
+            Ok(())
+        }
+        Command::Webhooks { command } => {
+            let text = match command {
+                WebhooksCommand::List {
+                    config,
+                    dead,
+                    endpoint,
+                    visit,
+                    limit,
+                } => {
+                    let config = Config::load(&config, std::env::vars())?;
+                    let sel = bedside::webhooks::admin::Selection {
+                        state: dead.then(|| "dead".to_owned()),
+                        endpoint,
+                        visit,
+                        limit: Some(limit),
+                    };
+                    bedside::webhooks::admin::cli_list(&config, &sel)?
+                }
+                WebhooksCommand::Retry {
+                    config,
+                    endpoint,
+                    visit,
+                } => {
+                    let config = Config::load(&config, std::env::vars())?;
+                    let sel = bedside::webhooks::admin::Selection {
+                        state: Some("dead".into()),
+                        endpoint,
+                        visit,
+                        limit: None,
+                    };
+                    bedside::webhooks::admin::cli_retry(&config, &sel)?
+                }
+            };
+            print!("{text}");
             Ok(())
         }
         Command::Audit {
@@ -243,6 +335,7 @@ fn mint(
         name,
         reason,
         locale,
+        fhir: None,
     };
     match sign_hs256(secret, &claims) {
         Err(bedside_token::TokenError::TooLarge) => bail!(
@@ -296,6 +389,7 @@ async fn dev(
             recorder_secret: devstate::load_or_create_secret(&dir, "dev-recorder-secret")
                 .with_context(|| format!("dev recorder secret in {}", dir.display()))?,
         }),
+        webhooks: None,
     };
     let http = tokio::net::TcpListener::bind(listen)
         .await
@@ -459,6 +553,10 @@ async fn serve(config: Config) -> Result<()> {
             _ => None,
         },
         http: config.http.limits(),
+        webhooks: bedside::webhooks::WebhookSettings::from_config(
+            &config.webhooks,
+            &config.state.dir,
+        )?,
     };
     let http = tokio::net::TcpListener::bind(config.http.listen)
         .await

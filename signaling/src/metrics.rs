@@ -36,6 +36,15 @@ pub struct Metrics {
     pub http_refused: IntCounterVec,
     /// Connections closed for being too slow (`tls_handshake`, `header`, `idle`).
     pub http_timed_out: IntCounterVec,
+    /// Webhook delivery attempts by outcome (`delivered`, `retry`, `dead_letter`).
+    pub webhook_deliveries: IntCounterVec,
+    /// Webhook events waiting for delivery (all endpoints).
+    pub webhook_queue_depth: IntGauge,
+    /// Webhook events given up on, until `bedside webhooks retry`.
+    pub webhook_dead_letters: IntGauge,
+    /// Webhook events not queued, by reason (`channel_full`, `queue_full`, `store_full`,
+    /// `too_large`, `store_error`).
+    pub webhook_dropped: IntCounterVec,
 }
 
 impl Metrics {
@@ -132,6 +141,44 @@ impl Metrics {
             &["phase"],
         )
         .expect("static metric definition is valid");
+        let webhook_deliveries = IntCounterVec::new(
+            Opts::new(
+                "bedside_webhook_deliveries_total",
+                "Webhook delivery attempts by outcome",
+            ),
+            &["outcome"],
+        )
+        .expect("static metric definition is valid");
+        let webhook_queue_depth = IntGauge::new(
+            "bedside_webhook_queue_depth",
+            "Webhook events waiting for delivery",
+        )
+        .expect("static metric definition is valid");
+        let webhook_dead_letters = IntGauge::new(
+            "bedside_webhook_dead_letters",
+            "Webhook events given up on (bedside webhooks retry puts them back)",
+        )
+        .expect("static metric definition is valid");
+        let webhook_dropped = IntCounterVec::new(
+            Opts::new(
+                "bedside_webhook_events_dropped_total",
+                "Webhook events not queued, by reason",
+            ),
+            &["reason"],
+        )
+        .expect("static metric definition is valid");
+        for o in ["delivered", "retry", "dead_letter"] {
+            webhook_deliveries.with_label_values(&[o]);
+        }
+        for r in [
+            "channel_full",
+            "queue_full",
+            "store_full",
+            "too_large",
+            "store_error",
+        ] {
+            webhook_dropped.with_label_values(&[r]);
+        }
         for r in ["per_address", "total"] {
             http_refused.with_label_values(&[r]);
         }
@@ -171,6 +218,10 @@ impl Metrics {
             Box::new(http_connections.clone()),
             Box::new(http_refused.clone()),
             Box::new(http_timed_out.clone()),
+            Box::new(webhook_deliveries.clone()),
+            Box::new(webhook_queue_depth.clone()),
+            Box::new(webhook_dead_letters.clone()),
+            Box::new(webhook_dropped.clone()),
         ] {
             registry
                 .register(c)
@@ -192,6 +243,10 @@ impl Metrics {
             http_connections,
             http_refused,
             http_timed_out,
+            webhook_deliveries,
+            webhook_queue_depth,
+            webhook_dead_letters,
+            webhook_dropped,
         }
     }
 

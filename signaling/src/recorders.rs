@@ -127,6 +127,7 @@ impl Recorders {
             name: Some("Recorder".into()),
             reason: None,
             locale: None,
+            fhir: Default::default(),
         })
     }
 

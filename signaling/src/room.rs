@@ -35,6 +35,8 @@ pub(crate) struct Joiner {
     pub(crate) role: Role,
     pub(crate) name: Option<String>,
     pub(crate) reason: Option<String>,
+    /// The token's FHIR references, for the visit's Encounter (opaque, like `subject`).
+    pub(crate) fhir: bedside_token::FhirRefs,
 }
 
 /// What a clinician (or a participant, for their own video) asks of the visit.
@@ -113,6 +115,9 @@ pub(crate) enum Out {
     /// `removed`, `ended`), for the wait-time metric.
     WaitEnded(Duration, &'static str),
     Audit(AuditNote),
+    /// The recording ended: a provider stopped it (`Some`), nobody was left to record, or the
+    /// visit ended; for the webhooks, which report every stop.
+    RecordingStopped(Option<ParticipantId>, &'static str),
 }
 
 /// Why a join was refused.
@@ -554,7 +559,10 @@ impl Room {
                 self.audit("end_visit", &who, Some(from), None);
                 self.ended = true;
                 self.away.clear();
-                self.recording = None;
+                if self.recording.take().is_some() {
+                    self.out
+                        .push_back(Out::RecordingStopped(Some(from), "visit_ended"));
+                }
                 for m in std::mem::take(&mut self.members) {
                     if m.recordable {
                         self.out.push_back(Out::Recordable(m.who.id, false));
@@ -845,6 +853,14 @@ impl Room {
         if self.recording.take().is_none() {
             return;
         }
+        self.out.push_back(Out::RecordingStopped(
+            actor,
+            if actor.is_some() {
+                "stopped"
+            } else {
+                "nobody_left"
+            },
+        ));
         if let Some(who) = actor.and_then(|a| self.joiner(a)) {
             self.audit("recording_stop", &who, actor, None);
         }

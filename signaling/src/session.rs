@@ -373,6 +373,7 @@ impl Joined {
             role: grant.role,
             name: grant.name.clone(),
             reason: grant.reason.clone(),
+            fhir: grant.fhir.clone(),
         };
         let state = conn.state.clone();
         let joined = state

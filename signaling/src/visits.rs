@@ -16,6 +16,8 @@ use crate::recorders::Recorders;
 use crate::room::{
     AuditNote, Command, ConsentText, Departure, Entered, Joiner, Out, Refusal, Room, RoomLimits,
 };
+use crate::webhooks::events::Summary;
+use crate::webhooks::VisitEvents;
 use crate::Metrics;
 
 /// What a visit tells one session.
@@ -45,6 +47,8 @@ enum VisitCmd {
         cmd: Command,
         reply: oneshot::Sender<Result<(), ErrorCode>>,
     },
+    /// The admin listener asks what is known of the visit now.
+    Summary { reply: oneshot::Sender<Summary> },
 }
 
 /// Limits per visit type.
@@ -73,15 +77,23 @@ pub(crate) struct VisitContext {
     /// Recorder agents; `None` when recording is not enabled.
     pub(crate) recorders: Option<Recorders>,
     pub(crate) consent: Option<ConsentText>,
+    /// The webhook outbox's writer; `None` when webhooks are off.
+    pub(crate) webhooks: Option<crate::webhooks::Emitter>,
 }
 
 /// How long an ended visit id is refused (longer than any join token lives).
 const ENDED_MEMORY: Duration = Duration::from_secs(24 * 3600);
 
+/// How many finished visits' summaries the admin listener can still show (the newest).
+const RECENT_SUMMARIES: usize = 1000;
+
 #[derive(Default)]
 struct Registry {
     live: HashMap<VisitId, (mpsc::UnboundedSender<VisitCmd>, VisitType)>,
     ended: HashMap<VisitId, Instant>,
+    /// Summaries of visits whose task finished, for [`ENDED_MEMORY`], at most
+    /// [`RECENT_SUMMARIES`].
+    recent: HashMap<VisitId, (Instant, Arc<Summary>)>,
 }
 
 /// The registry of live visits.
@@ -133,6 +145,30 @@ impl Drop for Membership {
 }
 
 impl Visits {
+    /// What is known of `visit`: asked of its task while it runs, else the summary it left
+    /// when it finished (within a day, the newest [`RECENT_SUMMARIES`]).
+    pub(crate) async fn summary(&self, visit: &VisitId) -> Option<Arc<Summary>> {
+        let (live, recent) = {
+            let reg = self
+                .inner
+                .lock()
+                .expect("the visit registry lock is never poisoned");
+            (
+                reg.live.get(visit).map(|(s, _)| s.clone()),
+                reg.recent.get(visit).map(|(_, s)| s.clone()),
+            )
+        };
+        if let Some(tx) = live {
+            let (reply, rx) = oneshot::channel();
+            if tx.send(VisitCmd::Summary { reply }).is_ok() {
+                if let Ok(s) = rx.await {
+                    return Some(Arc::new(s));
+                }
+            }
+        }
+        recent
+    }
+
     /// Adds a participant to `visit` (creating it on first join with `visit_type`).
     /// Returns the membership, the visit's type (the first joiner's) and how they entered.
     pub(crate) async fn join(
@@ -204,16 +240,31 @@ impl Visits {
             sessions: HashMap::new(),
             ctx: ctx.clone(),
             waiting: 0,
+            events: VisitEvents::start(crate::webhooks::now_ms(), visit.clone(), visit_type),
         };
         let registry = self.inner.clone();
         let metrics = ctx.metrics.clone();
         let me = tx.clone();
         let visit = visit.clone();
         tokio::spawn(async move {
-            let ended = task.run(rx).await;
+            let (ended, summary) = task.run(rx).await;
             let mut reg = registry
                 .lock()
                 .expect("the visit registry lock is never poisoned");
+            let now = Instant::now();
+            reg.recent
+                .retain(|_, (at, _)| now.duration_since(*at) < ENDED_MEMORY);
+            if reg.recent.len() >= RECENT_SUMMARIES {
+                if let Some(oldest) = reg
+                    .recent
+                    .iter()
+                    .min_by_key(|(_, (at, _))| *at)
+                    .map(|(v, _)| v.clone())
+                {
+                    reg.recent.remove(&oldest);
+                }
+            }
+            reg.recent.insert(visit.clone(), (now, Arc::new(summary)));
             if reg
                 .live
                 .get(&visit)
@@ -238,12 +289,16 @@ struct VisitTask {
     ctx: VisitContext,
     /// This visit's share of the waiting-room gauge.
     waiting: i64,
+    /// What happened, for the webhooks and the admin listener's summary.
+    events: VisitEvents,
 }
 
 impl VisitTask {
-    /// Runs until the room is finished; returns whether a provider ended the visit.
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<VisitCmd>) -> bool {
+    /// Runs until the room is finished; returns whether a provider ended the visit, and the
+    /// visit's final summary.
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<VisitCmd>) -> (bool, Summary) {
         info!(visit = %self.visit, "visit started");
+        self.emit();
         loop {
             let deadline = self.room.poll_timeout();
             let cmd = tokio::select! {
@@ -260,6 +315,7 @@ impl VisitTask {
             match cmd {
                 VisitCmd::Join { who, tx, reply } => {
                     let id = who.id;
+                    self.events.joining(&who);
                     let result = self.room.handle_join(now, who);
                     if result.is_ok() {
                         self.sessions.insert(id, tx);
@@ -274,25 +330,34 @@ impl VisitTask {
                 VisitCmd::Command { from, cmd, reply } => {
                     let _ = reply.send(self.room.handle_command(now, from, cmd));
                 }
+                VisitCmd::Summary { reply } => {
+                    let _ = reply.send(self.events.summary(crate::webhooks::now_ms()));
+                }
             }
             self.flush();
             if self.room.is_finished() {
                 break;
             }
         }
+        // `visit.ended` goes out before the channel closes: a join that comes later starts a new
+        // visit task, whose `visit.started` must follow this one's end.
+        let ended = self.room.is_ended();
+        let summary = self.events.finish(crate::webhooks::now_ms(), ended);
+        self.emit();
         // Closing the receiver makes late joins fail over to a new visit task.
         rx.close();
         while let Some(cmd) = rx.recv().await {
             drop(cmd);
         }
-        let ended = self.room.is_ended();
         info!(visit = %self.visit, ended, "visit closed");
-        ended
+        (ended, summary)
     }
 
     /// Carries out everything the room decided.
     fn flush(&mut self) {
+        let now_ms = crate::webhooks::now_ms();
         while let Some(out) = self.room.poll_output() {
+            self.events.observe(now_ms, &out);
             match out {
                 Out::Send(id, msg) => self.send(id, ToSession::Message(msg)),
                 Out::Admit(id, msg) => self.send(id, ToSession::Admitted(msg)),
@@ -337,11 +402,22 @@ impl VisitTask {
                     }
                     self.audit(note)
                 }
+                // Only the webhooks (above) report it.
+                Out::RecordingStopped(..) => {}
             }
         }
+        self.emit();
         let waiting = self.room.member_count().0 as i64;
         self.ctx.metrics.waiting.add(waiting - self.waiting);
         self.waiting = waiting;
+    }
+
+    /// Hands the webhook events produced so far to the outbox writer (never waits).
+    fn emit(&mut self) {
+        let drafts = self.events.take();
+        if let Some(emitter) = &self.ctx.webhooks {
+            emitter.emit(&self.visit, drafts);
+        }
     }
 
     fn send(&self, id: ParticipantId, msg: ToSession) {

@@ -281,6 +281,7 @@ async fn a_joined_session_quiet_for_longer_than_the_idle_timeout_stays_open() {
         name: None,
         reason: None,
         locale: None,
+        fhir: None,
     };
     let join = json!({"type": "join", "v": 1, "token": sign_hs256(SECRET, &claims).unwrap()});
     ws.send(Message::Text(join.to_string().into()))

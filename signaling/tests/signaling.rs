@@ -82,6 +82,7 @@ fn claims(visit: &str, role: &str) -> Claims {
         name: Some("Sentinel Name".into()),
         reason: None,
         locale: None,
+        fhir: None,
     }
 }
 

@@ -42,6 +42,55 @@ pub struct Claims {
     /// checked by [`is_valid_locale`]. Absent: the browser's language.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locale: Option<String>,
+    /// FHIR references the scheduler knows for this visit (optional): they become the visit's
+    /// FHIR Encounter's subject, appointment and participants (docs/integration.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fhir: Option<FhirRefs>,
+}
+
+/// The optional `fhir` claim: relative FHIR references (`Type/id`), opaque like `sub`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FhirRefs {
+    /// The Encounter's subject: `Patient/<id>` (usually on every token of the visit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient: Option<String>,
+    /// The booked appointment: `Appointment/<id>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appointment: Option<String>,
+    /// This participant's own resource: `Practitioner/<id>`, `PractitionerRole/<id>`,
+    /// `RelatedPerson/<id>` (a caregiver) or `Patient/<id>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant: Option<String>,
+}
+
+impl FhirRefs {
+    /// Whether every reference given is `Type/id` with an allowed type and a FHIR id (1-64 of
+    /// `A-Za-z0-9-.`): nothing else can travel into an Encounter.
+    pub fn is_valid(&self) -> bool {
+        let ok = |r: &Option<String>, types: &[&str]| {
+            r.as_deref().is_none_or(|r| {
+                r.split_once('/').is_some_and(|(t, id)| {
+                    types.contains(&t)
+                        && (1..=64).contains(&id.len())
+                        && id
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+                })
+            })
+        };
+        ok(&self.patient, &["Patient"])
+            && ok(&self.appointment, &["Appointment"])
+            && ok(
+                &self.participant,
+                &[
+                    "Practitioner",
+                    "PractitionerRole",
+                    "RelatedPerson",
+                    "Patient",
+                ],
+            )
+    }
 }
 
 impl fmt::Debug for Claims {
@@ -69,6 +118,8 @@ pub struct Grant {
     pub reason: Option<String>,
     /// A valid BCP 47 tag from the token's `locale` claim, for the client's language.
     pub locale: Option<String>,
+    /// The token's FHIR references (all `None` without a `fhir` claim).
+    pub fhir: FhirRefs,
 }
 
 impl fmt::Debug for Grant {
@@ -100,6 +151,9 @@ pub enum TokenError {
     UnknownVisitType,
     #[error("the join token lacks a required claim")]
     MissingClaim,
+    /// The `fhir` claim holds something other than FHIR references of the allowed types.
+    #[error("the join token's fhir claim is not a set of FHIR references")]
+    InvalidFhirClaim,
     /// The token's `alg` is not one this server is configured for (including `none`, and HS256
     /// when only public keys are configured).
     #[error("the join token's signing algorithm is not accepted by this server")]
@@ -254,6 +308,10 @@ impl Verifier {
         if c.locale.as_deref().is_some_and(|l| !is_valid_locale(l)) {
             return Err(TokenError::InvalidLocale);
         }
+        let fhir = c.fhir.unwrap_or_default();
+        if !fhir.is_valid() {
+            return Err(TokenError::InvalidFhirClaim);
+        }
         Ok(Grant {
             subject: c.sub,
             visit: VisitId::new(c.visit),
@@ -264,6 +322,7 @@ impl Verifier {
             name: c.name,
             reason: c.reason,
             locale: c.locale,
+            fhir,
         })
     }
 
@@ -351,6 +410,7 @@ mod tests {
             name: Some("Ada Patient".into()),
             reason: Some("follow-up".into()),
             locale: None,
+            fhir: None,
         }
     }
 
@@ -366,6 +426,59 @@ mod tests {
         assert_eq!(grant.visit.as_str(), "visit-1");
         assert_eq!(grant.visit_type, VisitType::Consult);
         assert_eq!(grant.name.as_deref(), Some("Ada Patient"));
+    }
+
+    #[test]
+    fn fhir_references_travel_to_the_grant_and_anything_else_is_refused() {
+        let v = verifier();
+        let mut c = claims();
+        c.fhir = Some(FhirRefs {
+            patient: Some("Patient/pt-889".into()),
+            appointment: Some("Appointment/a.1".into()),
+            participant: Some("RelatedPerson/rp-7".into()),
+        });
+        let grant = v.verify(&sign_hs256(SECRET, &c).unwrap()).unwrap();
+        assert_eq!(grant.fhir, c.fhir.clone().unwrap());
+        assert_eq!(
+            v.verify(&sign_hs256(SECRET, &claims()).unwrap())
+                .unwrap()
+                .fhir,
+            FhirRefs::default(),
+            "the claim is optional"
+        );
+        for (patient, appointment, participant) in [
+            ("Practitioner/x", "Appointment/a", "Practitioner/p"),
+            ("Patient/x", "Patient/a", "Practitioner/p"),
+            ("Patient/x", "Appointment/a", "Organization/o"),
+            ("Patient/Ada Lovelace", "Appointment/a", "Practitioner/p"),
+            ("Patient/", "Appointment/a", "Practitioner/p"),
+            (
+                "https://ehr.example/Patient/x",
+                "Appointment/a",
+                "Practitioner/p",
+            ),
+        ] {
+            c.fhir = Some(FhirRefs {
+                patient: Some(patient.into()),
+                appointment: Some(appointment.into()),
+                participant: Some(participant.into()),
+            });
+            assert_eq!(
+                v.verify(&sign_hs256(SECRET, &c).unwrap()).unwrap_err(),
+                TokenError::InvalidFhirClaim,
+                "{patient} {appointment} {participant}"
+            );
+        }
+        // Unknown keys inside the claim are refused too: nothing unchecked reaches an Encounter.
+        let mut raw = serde_json::to_value(claims()).unwrap();
+        raw["fhir"] = serde_json::json!({"patient": "Patient/x", "name": "Ada"});
+        let t = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &raw,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        assert!(v.verify(&t).is_err());
     }
 
     #[test]

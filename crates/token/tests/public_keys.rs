@@ -32,6 +32,7 @@ fn claims() -> Claims {
         name: Some("Dr. Grace Example".into()),
         reason: None,
         locale: None,
+        fhir: None,
     }
 }
 

@@ -13,6 +13,7 @@ fn joiner(n: u64, role: Role) -> Joiner {
         role,
         name: Some(format!("Name {n}")),
         reason: Some(format!("Reason {n}")),
+        fhir: Default::default(),
     }
 }
 
